@@ -17,7 +17,8 @@ pub const CONFIG_FILE_VAR: &str = "APP_CONFIG_FILE";
 #[error("configuration error: {0}")]
 pub struct ConfigError(String);
 
-/// Loads settings: `defaults` (TOML), then the file named by `APP_CONFIG_FILE` if set, then
+/// Loads settings: [`COMMON_DEFAULTS`], then the service's `defaults` (TOML; its tables merge
+/// into the common ones key by key), then the file named by `APP_CONFIG_FILE` if set, then
 /// environment variables such as `APP__SERVER__PORT=8081` (double underscore between levels).
 pub fn load<T: DeserializeOwned>(defaults: &str) -> Result<T, ConfigError> {
     let file = std::env::var_os(CONFIG_FILE_VAR).map(PathBuf::from);
@@ -30,7 +31,9 @@ pub fn load_from<T: DeserializeOwned>(
     file: Option<PathBuf>,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<T, ConfigError> {
-    let mut builder = Config::builder().add_source(File::from_str(defaults, FileFormat::Toml));
+    let mut builder = Config::builder()
+        .add_source(File::from_str(COMMON_DEFAULTS, FileFormat::Toml))
+        .add_source(File::from_str(defaults, FileFormat::Toml));
     if let Some(path) = file {
         if !path.exists() {
             return Err(ConfigError(format!(
@@ -108,7 +111,8 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// The defaults for `[server]` and `[telemetry]` that every service embeds in its own defaults.
+/// The defaults for `[server]` and `[telemetry]` that every service shares; each service's own
+/// defaults add `server.port` and its own sections.
 pub const COMMON_DEFAULTS: &str = r#"
 [server]
 host = "127.0.0.1"
@@ -133,8 +137,7 @@ mod tests {
     }
 
     fn defaults() -> String {
-        format!("{COMMON_DEFAULTS}\n")
-            .replace("[server]\n", "[server]\nport = 8000\n")
+        "[server]\nport = 8000\n".to_owned()
     }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -78,3 +78,42 @@ pub fn ready_check(pool: Pool) -> crate::health::ReadyCheck {
         })
     })
 }
+
+/// Creates the configured database if the server does not have it yet, so a service starts on a
+/// bare PostgreSQL with no setup. Waits for the server for up to `connect_timeout_secs × 6`.
+pub async fn ensure_database(settings: &PostgresSettings) -> Result<(), String> {
+    let attempts = 6;
+    for attempt in 1..=attempts {
+        match settings.pg_config().connect(NoTls).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) => {
+                let admin = settings.with_database("postgres");
+                let (client, conn) = admin
+                    .pg_config()
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| format!("postgres: cannot connect to create the database: {e}"))?;
+                tokio::spawn(conn);
+                let name = settings.database.replace('"', "\"\"");
+                match client.simple_query(&format!("CREATE DATABASE \"{name}\"")).await {
+                    Ok(_) => tracing::info!(database = %settings.database, "created the database"),
+                    // Another replica created it first.
+                    Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+                    Err(e) => return Err(format!("postgres: cannot create {}: {e}", settings.database)),
+                }
+                return Ok(());
+            }
+            Err(e) if attempt < attempts => {
+                tracing::warn!(error = %e, attempt, "PostgreSQL not reachable yet");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                return Err(format!(
+                    "postgres: cannot connect to {}:{}/{}: {e}",
+                    settings.host, settings.port, settings.database
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -83,7 +83,10 @@ enum KeySource {
     /// Keys given up front (the user service verifies its own tokens).
     Static,
     /// Keys fetched from a JWKS endpoint.
-    Jwks { url: String, client: reqwest::Client },
+    Jwks {
+        url: String,
+        client: reqwest::Client,
+    },
 }
 
 struct Inner {
@@ -116,7 +119,13 @@ impl Verifier {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
-        Self::new(KeySource::Jwks { url: url.into(), client }, HashMap::new())
+        Self::new(
+            KeySource::Jwks {
+                url: url.into(),
+                client,
+            },
+            HashMap::new(),
+        )
     }
 
     /// A verifier over a fixed key set.
@@ -174,7 +183,12 @@ impl Verifier {
         let mut headers = reqwest::header::HeaderMap::new();
         crate::telemetry::inject_trace_context(&mut headers);
         let fetched = async {
-            let res = client.get(url).headers(headers).send().await?.error_for_status()?;
+            let res = client
+                .get(url)
+                .headers(headers)
+                .send()
+                .await?
+                .error_for_status()?;
             res.json::<JwkSet>().await
         }
         .await;
@@ -190,7 +204,9 @@ impl Verifier {
 fn keys_of(set: &JwkSet) -> Result<HashMap<String, Arc<DecodingKey>>, AuthError> {
     let mut keys = HashMap::new();
     for jwk in &set.keys {
-        let Some(kid) = jwk.common.key_id.clone() else { continue };
+        let Some(kid) = jwk.common.key_id.clone() else {
+            continue;
+        };
         let key = DecodingKey::from_jwk(jwk)
             .map_err(|e| AuthError::KeysUnavailable(format!("bad key {kid}: {e}")))?;
         keys.insert(kid, Arc::new(key));
@@ -216,10 +232,14 @@ fn bearer(req: &HttpRequest) -> Result<Option<String>, HttpError> {
         .to_str()
         .map_err(|_| HttpError::unauthorized("the Authorization header is not valid text"))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim().to_owned()))
         }
-        _ => Err(HttpError::unauthorized("expected `Authorization: Bearer <token>`")),
+        _ => Err(HttpError::unauthorized(
+            "expected `Authorization: Bearer <token>`",
+        )),
     }
 }
 
@@ -258,7 +278,9 @@ impl FromRequest for MaybeAuthenticated {
         Box::pin(async move {
             match token? {
                 None => Ok(MaybeAuthenticated(None)),
-                Some(t) => verify_request(verifier, t).await.map(|c| MaybeAuthenticated(Some(c))),
+                Some(t) => verify_request(verifier, t)
+                    .await
+                    .map(|c| MaybeAuthenticated(Some(c))),
             }
         })
     }

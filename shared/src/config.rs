@@ -141,7 +141,10 @@ mod tests {
     }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -165,20 +168,21 @@ mod tests {
         std::fs::write(&path, "[server]\nport = 7000\nhost = \"0.0.0.0\"\n").unwrap();
         let s: Settings = load_from(&defaults(), Some(path.clone()), vars(&[])).unwrap();
         assert_eq!((s.server.port, s.server.host.as_str()), (7000, "0.0.0.0"));
-        let s: Settings =
-            load_from(&defaults(), Some(path), vars(&[("APP__SERVER__PORT", "7001")])).unwrap();
+        let s: Settings = load_from(
+            &defaults(),
+            Some(path),
+            vars(&[("APP__SERVER__PORT", "7001")]),
+        )
+        .unwrap();
         assert_eq!((s.server.port, s.server.host.as_str()), (7001, "0.0.0.0"));
     }
 
     #[test]
     fn a_bad_value_names_the_key_and_the_variable() {
-        let err = load_from::<Settings>(
-            &defaults(),
-            None,
-            vars(&[("APP__SERVER__PORT", "eighty")]),
-        )
-        .unwrap_err()
-        .to_string();
+        let err =
+            load_from::<Settings>(&defaults(), None, vars(&[("APP__SERVER__PORT", "eighty")]))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("server.port"), "{err}");
         assert!(err.contains("APP__SERVER__PORT"), "{err}");
     }

@@ -21,7 +21,11 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), field: None }
+        Self {
+            code: code.into(),
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -46,7 +50,10 @@ pub struct HttpError {
 
 impl HttpError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody::new(code, message) }
+        Self {
+            status,
+            body: ErrorBody::new(code, message),
+        }
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
@@ -68,7 +75,11 @@ impl HttpError {
 
     /// A 500 whose body says nothing internal; log the cause before building it.
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal server error",
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

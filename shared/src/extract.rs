@@ -34,7 +34,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| {
-                let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                let essence = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 essence == "application/json" || essence.ends_with("+json")
             })
             .unwrap_or(false);
@@ -67,9 +72,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(describe)?;
-    de.end().map_err(|e| {
-        HttpError::bad_request("malformed_json", format!("malformed JSON: {e}"))
-    })?;
+    de.end()
+        .map_err(|e| HttpError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
     Ok(value)
 }
 
@@ -83,7 +87,11 @@ fn describe(err: serde_path_to_error::Error<serde_json::Error>) -> HttpError {
     // serde names missing and unknown fields in backticks; the path is their parent.
     let named = message.split('`').nth(1).map(str::to_owned);
     let join = |name: &str| {
-        if path == "." || path.is_empty() { name.to_owned() } else { format!("{path}.{name}") }
+        if path == "." || path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
     };
     let strip_position = |m: &str| match m.find(" at line ") {
         Some(i) => m[..i].to_owned(),
@@ -93,11 +101,20 @@ fn describe(err: serde_path_to_error::Error<serde_json::Error>) -> HttpError {
         let field = join(named.as_deref().unwrap_or(""));
         HttpError::bad_request("missing_field", format!("`{field}` is required")).field(field)
     } else if message.starts_with("unknown field") {
-        let field = join(named.as_deref().unwrap_or(""));
+        // Here the path already ends at the unknown field.
+        let field = if path == "." {
+            named.unwrap_or_default()
+        } else {
+            path.clone()
+        };
         HttpError::bad_request("unknown_field", format!("`{field}` is not a known field"))
             .field(field)
     } else {
-        let field = if path == "." { None } else { Some(path.clone()) };
+        let field = if path == "." {
+            None
+        } else {
+            Some(path.clone())
+        };
         let e = HttpError::bad_request("invalid_field", strip_position(&message));
         match field {
             Some(f) => e.field(f),
@@ -169,7 +186,10 @@ mod tests {
     #[test]
     fn broken_json_is_malformed() {
         assert_eq!(err(r#"{"name":"#).body.code, "malformed_json");
-        assert_eq!(err(r#"{"name":"a","age":1} trailing"#).body.code, "malformed_json");
+        assert_eq!(
+            err(r#"{"name":"a","age":1} trailing"#).body.code,
+            "malformed_json"
+        );
         assert_eq!(err("").body.code, "malformed_json");
     }
 }

@@ -49,7 +49,10 @@ pub async fn json_errors(
         s if s >= 500 => "internal",
         _ => "error",
     };
-    let message = status.canonical_reason().unwrap_or("error").to_ascii_lowercase();
+    let message = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase();
     let (req, res) = res.into_parts();
     let mut new = ErrorBody::new(code, message).respond(status);
     for (name, value) in res.headers() {
@@ -57,7 +60,8 @@ pub async fn json_errors(
             new.headers_mut().append(name.clone(), value.clone());
         }
     }
-    new.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    new.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(ServiceResponse::new(req, new))
 }
 

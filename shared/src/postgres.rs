@@ -28,7 +28,10 @@ fn empty_secret() -> SecretString {
 impl PostgresSettings {
     /// The same server, another database.
     pub fn with_database(&self, database: &str) -> Self {
-        Self { database: database.to_owned(), ..self.clone() }
+        Self {
+            database: database.to_owned(),
+            ..self.clone()
+        }
     }
 
     /// A `tokio_postgres` configuration for these settings.
@@ -52,7 +55,9 @@ impl PostgresSettings {
         let mgr = deadpool_postgres::Manager::from_config(
             self.pg_config(),
             NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
         );
         Pool::builder(mgr)
             .max_size(self.pool_size)
@@ -88,18 +93,27 @@ pub async fn ensure_database(settings: &PostgresSettings) -> Result<(), String> 
             Ok(_) => return Ok(()),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) => {
                 let admin = settings.with_database("postgres");
-                let (client, conn) = admin
-                    .pg_config()
-                    .connect(NoTls)
-                    .await
-                    .map_err(|e| format!("postgres: cannot connect to create the database: {e}"))?;
+                let (client, conn) =
+                    admin.pg_config().connect(NoTls).await.map_err(|e| {
+                        format!("postgres: cannot connect to create the database: {e}")
+                    })?;
                 tokio::spawn(conn);
                 let name = settings.database.replace('"', "\"\"");
-                match client.simple_query(&format!("CREATE DATABASE \"{name}\"")).await {
+                match client
+                    .simple_query(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                {
                     Ok(_) => tracing::info!(database = %settings.database, "created the database"),
                     // Another replica created it first.
-                    Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
-                    Err(e) => return Err(format!("postgres: cannot create {}: {e}", settings.database)),
+                    Err(e)
+                        if e.code()
+                            == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+                    Err(e) => {
+                        return Err(format!(
+                            "postgres: cannot create {}: {e}",
+                            settings.database
+                        ));
+                    }
                 }
                 return Ok(());
             }

@@ -46,18 +46,24 @@ impl Redis {
         let config = Config::from_url(&settings.url)
             .map_err(|e| format!("redis.url `{}`: {e}", settings.url))?;
         let timeout = Duration::from_millis(settings.command_timeout_ms);
-        let client = Builder::from_config(Config { fail_fast: true, ..config })
-            .with_performance_config(|p| p.default_command_timeout = timeout)
-            .with_connection_config(|c| {
-                c.connection_timeout = Duration::from_secs(2);
-                c.internal_command_timeout = timeout;
-                c.max_command_attempts = 1;
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .build()
-            .map_err(|e| format!("redis: {e}"))?;
+        let client = Builder::from_config(Config {
+            fail_fast: true,
+            ..config
+        })
+        .with_performance_config(|p| p.default_command_timeout = timeout)
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(2);
+            c.internal_command_timeout = timeout;
+            c.max_command_attempts = 1;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+        .build()
+        .map_err(|e| format!("redis: {e}"))?;
         client.connect();
-        Ok(Self { client, prefix: settings.key_prefix.clone().into() })
+        Ok(Self {
+            client,
+            prefix: settings.key_prefix.clone().into(),
+        })
     }
 
     /// The underlying client, for commands beyond the cache.
@@ -117,7 +123,12 @@ pub struct JsonCache {
 impl JsonCache {
     /// Values live `ttl`; remembered misses live `missing_ttl`.
     pub fn new(redis: Redis, ttl: Duration, missing_ttl: Duration) -> Self {
-        Self { redis, ttl, missing_ttl, loading: Arc::default() }
+        Self {
+            redis,
+            ttl,
+            missing_ttl,
+            loading: Arc::default(),
+        }
     }
 
     /// The cached JSON for `key`, or what `load` returns (stored for next time). Concurrent misses
@@ -174,7 +185,13 @@ impl JsonCache {
         }
         let expiry = Some(Expiration::PX(TOMBSTONE_TTL_MS));
         let sets = keys.iter().map(|k| {
-            self.redis.client.set::<(), _, _>(self.redis.key(k), TOMBSTONE, expiry.clone(), None, false)
+            self.redis.client.set::<(), _, _>(
+                self.redis.key(k),
+                TOMBSTONE,
+                expiry.clone(),
+                None,
+                false,
+            )
         });
         for result in futures::future::join_all(sets).await {
             if let Err(e) = result {
@@ -212,8 +229,11 @@ impl JsonCache {
         };
         if self.redis.is_up() {
             let expiry = Expiration::PX(ttl.as_millis().try_into().unwrap_or(i64::MAX));
-            if let Err(e) =
-                self.redis.client.set::<(), _, _>(key, text, Some(expiry), Some(SetOptions::NX), false).await
+            if let Err(e) = self
+                .redis
+                .client
+                .set::<(), _, _>(key, text, Some(expiry), Some(SetOptions::NX), false)
+                .await
             {
                 tracing::warn!(error = %e, "cache write failed");
             }
@@ -221,4 +241,3 @@ impl JsonCache {
         cached
     }
 }
-

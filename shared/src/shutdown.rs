@@ -39,12 +39,13 @@ pub async fn signal() {
 /// waits for in-flight requests (bounded by the server's `shutdown_timeout`).
 pub async fn run_until_stopped(server: Server) -> std::io::Result<()> {
     let handle = server.handle();
-    let mut server = std::pin::pin!(server);
-    tokio::select! {
-        res = &mut server => res,
-        () = signal() => {
-            handle.stop(true).await;
-            server.await
-        }
-    }
+    // The stop command is answered by the server future itself, so it must keep being polled
+    // while the stop is requested: ask from a task of its own.
+    let stopper = tokio::spawn(async move {
+        signal().await;
+        handle.stop(true).await;
+    });
+    let result = server.await;
+    stopper.abort();
+    result
 }

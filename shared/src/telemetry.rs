@@ -70,7 +70,9 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> Result<Telemetry, St
 /// Spans always get real trace ids (so `traceparent` propagates); they leave the process only
 /// when an OTLP endpoint is configured.
 fn tracer_provider(service: &str, endpoint: &str) -> Result<SdkTracerProvider, String> {
-    let resource = Resource::builder().with_service_name(service.to_owned()).build();
+    let resource = Resource::builder()
+        .with_service_name(service.to_owned())
+        .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     if !endpoint.is_empty() {
         use opentelemetry_otlp::WithExportConfig;

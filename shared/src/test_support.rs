@@ -1,5 +1,8 @@
 //! Test support shared by every service: a PostgreSQL database of its own per test (dropped
 //! afterwards) and a Redis key prefix of its own, so tests run in parallel.
+//!
+//! Test code: a failure to set up panics with a message, as a test should.
+#![allow(clippy::expect_used)]
 
 use crate::postgres::PostgresSettings;
 
@@ -24,7 +27,10 @@ impl TestDatabase {
             .simple_query(&format!("CREATE DATABASE {name}"))
             .await
             .expect("create the test database");
-        Self { settings: base.with_database(&name), admin }
+        Self {
+            settings: base.with_database(&name),
+            admin,
+        }
     }
 }
 
@@ -34,7 +40,10 @@ impl Drop for TestDatabase {
         let admin = self.admin.clone();
         let name = self.settings.database.clone();
         let done = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {

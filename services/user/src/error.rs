@@ -18,7 +18,10 @@ pub enum UserError {
     #[error("too many sign-in attempts; try again in {retry_after_secs} seconds")]
     TooManyAttempts { retry_after_secs: u64 },
     #[error("{message}")]
-    RefreshRefused { code: &'static str, message: &'static str },
+    RefreshRefused {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -44,7 +47,9 @@ impl UserError {
         let msg = self.to_string();
         match self {
             Self::Invalid(i) => ErrorBody::new(i.code, msg).with_field(i.field),
-            Self::Taken { field } => ErrorBody::new(format!("{field}_taken"), msg).with_field(*field),
+            Self::Taken { field } => {
+                ErrorBody::new(format!("{field}_taken"), msg).with_field(*field)
+            }
             Self::InvalidCredentials => ErrorBody::new("invalid_credentials", msg),
             Self::TooManyAttempts { .. } => ErrorBody::new("too_many_attempts", msg),
             Self::RefreshRefused { code, .. } => {
@@ -114,7 +119,9 @@ impl From<tokio_postgres::Error> for UserError {
                 }
             }
         }
-        if e.is_closed() || e.as_db_error().is_none() && e.code().is_none() {
+        // A lost connection, or the server shutting down / refusing: the database is away.
+        let class = e.code().map(|c| &c.code()[..2]);
+        if e.is_closed() || matches!(class, Some("08" | "57")) {
             return Self::Unavailable(e.into());
         }
         Self::Internal(e.into())

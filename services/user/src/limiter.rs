@@ -66,13 +66,19 @@ impl SigninLimiter {
         if self.redis.is_up() {
             match self.count_in_redis(account, address).await {
                 Ok(result) => return result,
-                Err(e) => tracing::warn!(error = %e, "sign-in limiter: Redis failed, using local limits"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sign-in limiter: Redis failed, using local limits")
+                }
             }
         }
         self.count_locally(account, address)
     }
 
-    async fn count_in_redis(&self, account: &str, address: &str) -> Result<Result<(), UserError>, Error> {
+    async fn count_in_redis(
+        &self,
+        account: &str,
+        address: &str,
+    ) -> Result<Result<(), UserError>, Error> {
         let (acct, addr) = self.keys(account, address);
         let window = i64::try_from(self.limits.window_secs.max(1)).unwrap_or(i64::MAX);
         let p = self.redis.client().pipeline();
@@ -103,8 +109,12 @@ impl SigninLimiter {
         match (acct, addr) {
             (Ok(()), Ok(())) => Ok(()),
             (Err(n), _) | (_, Err(n)) => {
-                let wait = n.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-                Err(UserError::TooManyAttempts { retry_after_secs: wait.as_secs().max(1) })
+                let wait = n.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                Err(UserError::TooManyAttempts {
+                    retry_after_secs: wait.as_secs().max(1),
+                })
             }
         }
     }

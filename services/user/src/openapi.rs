@@ -32,7 +32,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -40,6 +45,10 @@ impl Modify for BearerAuth {
 /// `GET /openapi.json`
 pub async fn document() -> HttpResponse {
     static DOC: OnceLock<String> = OnceLock::new();
-    let body = DOC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let body = DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_else(|_| "{}".to_owned())
+    });
     shared::http::json_text(body.clone())
 }

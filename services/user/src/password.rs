@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
@@ -54,7 +56,9 @@ impl Hasher {
         let ok = self
             .blocking(move || {
                 let parsed = PasswordHash::new(&hash).map_err(UserError::internal)?;
-                Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+                Ok(Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok())
             })
             .await?;
         Ok(ok && known)
@@ -65,7 +69,9 @@ impl Hasher {
         f: impl FnOnce() -> Result<T, UserError> + Send + 'static,
     ) -> Result<T, UserError> {
         let _permit = self.permits.acquire().await.map_err(UserError::internal)?;
-        tokio::task::spawn_blocking(f).await.map_err(UserError::internal)?
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(UserError::internal)?
     }
 }
 

@@ -36,10 +36,14 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, binds (port 0 picks a free port) and builds the server.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        shared::postgres::ensure_database(&settings.postgres).await.map_err(anyhow::Error::msg)?;
+        shared::postgres::ensure_database(&settings.postgres)
+            .await
+            .map_err(anyhow::Error::msg)?;
         let pool = settings.postgres.pool().map_err(anyhow::Error::msg)?;
         let mut client = pool.get().await.context("cannot connect to PostgreSQL")?;
-        crate::store::migrate(&mut client).await.context("cannot migrate the database")?;
+        crate::store::migrate(&mut client)
+            .await
+            .context("cannot migrate the database")?;
         drop(client);
 
         let redis = Redis::connect(&settings.redis).map_err(anyhow::Error::msg)?;
@@ -67,7 +71,12 @@ impl Application {
         let ready = shared::postgres::ready_check(pool);
         let server_settings = settings.server.clone();
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
-            .with_context(|| format!("cannot listen on {}:{}", settings.server.host, settings.server.port))?;
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{}",
+                    settings.server.host, settings.server.port
+                )
+            })?;
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -86,7 +95,10 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
-        Ok(Self { port, server: server.run() })
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
     }
 
     /// The port the server listens on.

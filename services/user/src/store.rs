@@ -56,7 +56,11 @@ fn public(row: &Row) -> PublicProfile {
 }
 
 fn private(row: &Row) -> PrivateProfile {
-    PrivateProfile { public: public(row), email: row.get(8), updated_at: row.get(9) }
+    PrivateProfile {
+        public: public(row),
+        email: row.get(8),
+        updated_at: row.get(9),
+    }
 }
 
 /// A user whose cached profile must be dropped after a write.
@@ -108,13 +112,23 @@ pub async fn insert_user(client: &Object, new: &NewUser<'_>) -> Result<PrivatePr
     );
     let stmt = client.prepare_cached(&sql).await?;
     let row = client
-        .query_one(&stmt, &[&new.username, &new.email, &new.password_hash, &new.display_name])
+        .query_one(
+            &stmt,
+            &[
+                &new.username,
+                &new.email,
+                &new.password_hash,
+                &new.display_name,
+            ],
+        )
         .await?;
     Ok(private(&row))
 }
 
 pub async fn profile_by_id(client: &Object, id: i64) -> Result<Option<PublicProfile>, UserError> {
-    let stmt = client.prepare_cached(&format!("SELECT {PUBLIC} FROM users u WHERE u.id = $1")).await?;
+    let stmt = client
+        .prepare_cached(&format!("SELECT {PUBLIC} FROM users u WHERE u.id = $1"))
+        .await?;
     Ok(client.query_opt(&stmt, &[&id]).await?.as_ref().map(public))
 }
 
@@ -124,11 +138,20 @@ pub async fn profile_by_username(
 ) -> Result<Option<PublicProfile>, UserError> {
     let sql = format!("SELECT {PUBLIC} FROM users u WHERE lower(u.username) = lower($1)");
     let stmt = client.prepare_cached(&sql).await?;
-    Ok(client.query_opt(&stmt, &[&username]).await?.as_ref().map(public))
+    Ok(client
+        .query_opt(&stmt, &[&username])
+        .await?
+        .as_ref()
+        .map(public))
 }
 
-pub async fn private_profile(client: &Object, id: i64) -> Result<Option<PrivateProfile>, UserError> {
-    let stmt = client.prepare_cached(&format!("SELECT {PRIVATE} FROM users u WHERE u.id = $1")).await?;
+pub async fn private_profile(
+    client: &Object,
+    id: i64,
+) -> Result<Option<PrivateProfile>, UserError> {
+    let stmt = client
+        .prepare_cached(&format!("SELECT {PRIVATE} FROM users u WHERE u.id = $1"))
+        .await?;
     Ok(client.query_opt(&stmt, &[&id]).await?.as_ref().map(private))
 }
 
@@ -143,7 +166,10 @@ pub async fn credentials(
              WHERE lower(username) = lower($1) OR lower(email) = lower($1) LIMIT 1",
         )
         .await?;
-    Ok(client.query_opt(&stmt, &[&login]).await?.map(|r| (r.get(0), r.get(1), r.get(2))))
+    Ok(client
+        .query_opt(&stmt, &[&login])
+        .await?
+        .map(|r| (r.get(0), r.get(1), r.get(2))))
 }
 
 /// Profile fields to change; `None` leaves a field as it is.
@@ -180,7 +206,15 @@ pub async fn update_profile(
     let row = client
         .query_opt(
             &stmt,
-            &[&id, &c.username, &c.email, &c.display_name, &c.bio, &set_avatar, &avatar],
+            &[
+                &id,
+                &c.username,
+                &c.email,
+                &c.display_name,
+                &c.bio,
+                &set_avatar,
+                &avatar,
+            ],
         )
         .await?;
     Ok(row.map(|r| (private(&r), r.get(10))))
@@ -221,8 +255,13 @@ pub async fn delete_user(client: &mut Object, id: i64) -> Result<Option<Vec<Touc
         let stmt = tx.prepare_cached("DELETE FROM users WHERE id = $1").await?;
         tx.execute(&stmt, &[&id]).await?;
         tx.commit().await?;
-        let mut touched: Vec<Touched> =
-            locked.iter().map(|r| Touched { id: r.get(0), username: r.get(1) }).collect();
+        let mut touched: Vec<Touched> = locked
+            .iter()
+            .map(|r| Touched {
+                id: r.get(0),
+                username: r.get(1),
+            })
+            .collect();
         touched.sort_by_key(|t| t.id != id);
         Ok(Some(touched))
     })
@@ -250,13 +289,19 @@ pub async fn set_follow(
 ) -> Result<FollowOutcome, UserError> {
     retrying!(client, |tx| {
         let stmt = tx
-            .prepare_cached("SELECT id, username FROM users WHERE id = $1 OR id = $2 ORDER BY id FOR UPDATE")
+            .prepare_cached(
+                "SELECT id, username FROM users WHERE id = $1 OR id = $2 ORDER BY id FOR UPDATE",
+            )
             .await?;
         let locked = tx.query(&stmt, &[&follower, &followee]).await?;
         let found = |id: i64| locked.iter().any(|r| r.get::<_, i64>(0) == id);
         if !found(follower) || !found(followee) {
             tx.rollback().await?;
-            return Ok(if found(follower) { FollowOutcome::NoTarget } else { FollowOutcome::NoFollower });
+            return Ok(if found(follower) {
+                FollowOutcome::NoTarget
+            } else {
+                FollowOutcome::NoFollower
+            });
         }
         let changed = if follow {
             let stmt = tx
@@ -279,15 +324,21 @@ pub async fn set_follow(
         let stmt = tx
             .prepare_cached(
                 "UPDATE users SET \
-                    followings_count = followings_count + CASE WHEN id = $1 THEN $3 ELSE 0 END, \
-                    followers_count = followers_count + CASE WHEN id = $2 THEN $3 ELSE 0 END \
+                    followings_count = followings_count + CASE WHEN id = $1 THEN $3::bigint ELSE 0 END, \
+                    followers_count = followers_count + CASE WHEN id = $2 THEN $3::bigint ELSE 0 END \
                  WHERE id = $1 OR id = $2",
             )
             .await?;
         tx.execute(&stmt, &[&follower, &followee, &delta]).await?;
         tx.commit().await?;
         Ok(FollowOutcome::Changed(
-            locked.iter().map(|r| Touched { id: r.get(0), username: r.get(1) }).collect(),
+            locked
+                .iter()
+                .map(|r| Touched {
+                    id: r.get(0),
+                    username: r.get(1),
+                })
+                .collect(),
         ))
     })
 }
@@ -322,7 +373,9 @@ pub async fn follow_page(
     let before = before.unwrap_or(i64::MAX);
     let rows = client.query(&stmt, &[&user, &before, &limit]).await?;
     if rows.is_empty() {
-        let exists = client.prepare_cached("SELECT 1 FROM users WHERE id = $1").await?;
+        let exists = client
+            .prepare_cached("SELECT 1 FROM users WHERE id = $1")
+            .await?;
         if client.query_opt(&exists, &[&user]).await?.is_none() {
             return Ok(None);
         }
@@ -361,7 +414,9 @@ pub async fn insert_refresh_token(
              VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
         )
         .await?;
-    client.execute(&stmt, &[&hash, &family, &user_id, &(ttl_secs as f64)]).await?;
+    client
+        .execute(&stmt, &[&hash, &family, &user_id, &(ttl_secs as f64)])
+        .await?;
     Ok(())
 }
 
@@ -369,7 +424,10 @@ pub async fn insert_refresh_token(
 #[derive(Debug)]
 pub enum Rotation {
     /// The token was valid: it is now used, and `new_hash` is the family's next token.
-    Rotated { user_id: i64, username: String },
+    Rotated {
+        user_id: i64,
+        username: String,
+    },
     Unknown,
     Expired,
     /// The family was already revoked (signed out, or reuse seen before).
@@ -424,13 +482,20 @@ pub async fn rotate_refresh_token(
                  VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
             )
             .await?;
-        tx.execute(&stmt, &[&new_hash, &family, &user_id, &(ttl_secs as f64)]).await?;
+        tx.execute(&stmt, &[&new_hash, &family, &user_id, &(ttl_secs as f64)])
+            .await?;
         tx.commit().await?;
-        Ok(Rotation::Rotated { user_id, username: row.get(5) })
+        Ok(Rotation::Rotated {
+            user_id,
+            username: row.get(5),
+        })
     })
 }
 
-async fn revoke_family_in(tx: &Transaction<'_>, family: Uuid) -> Result<u64, tokio_postgres::Error> {
+async fn revoke_family_in(
+    tx: &Transaction<'_>,
+    family: Uuid,
+) -> Result<u64, tokio_postgres::Error> {
     let stmt = tx
         .prepare_cached(
             "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
@@ -457,9 +522,15 @@ pub async fn migrate(client: &mut Object) -> Result<(), anyhow::Error> {
         refinery::embed_migrations!("migrations");
     }
     // Serialise concurrent start-ups: refinery itself takes no lock.
-    client.simple_query("SELECT pg_advisory_lock(727274)").await?;
-    let result = embedded::migrations::runner().run_async(&mut ***client).await;
-    client.simple_query("SELECT pg_advisory_unlock(727274)").await?;
+    client
+        .simple_query("SELECT pg_advisory_lock(727274)")
+        .await?;
+    let result = embedded::migrations::runner()
+        .run_async(&mut ***client)
+        .await;
+    client
+        .simple_query("SELECT pg_advisory_unlock(727274)")
+        .await?;
     result?;
     Ok(())
 }

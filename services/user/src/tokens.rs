@@ -58,7 +58,12 @@ impl TokenSigner {
                 x: URL_SAFE_NO_PAD.encode(public),
             }),
         };
-        Ok(Self { encoding, kid, jwks: JwkSet { keys: vec![jwk] }, access_ttl })
+        Ok(Self {
+            encoding,
+            kid,
+            jwks: JwkSet { keys: vec![jwk] },
+            access_ttl,
+        })
     }
 
     /// The public keys, as served at `/.well-known/jwks.json`.
@@ -72,7 +77,11 @@ impl TokenSigner {
     }
 
     /// A signed access token for this user.
-    pub fn access_token(&self, user_id: i64, username: &str) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn access_token(
+        &self,
+        user_id: i64,
+        username: &str,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -121,7 +130,10 @@ fn dev_key(path: &Path) -> Result<String, String> {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Err(format!("auth.dev_key_path {} holds no valid key", path.display()))
+            Err(format!(
+                "auth.dev_key_path {} holds no valid key",
+                path.display()
+            ))
         }
         Err(e) => Err(fail(e)),
     }
@@ -159,12 +171,17 @@ mod tests {
     async fn a_token_verifies_against_the_published_keys() {
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
-        let pem = SigningKey::from_bytes(&seed).to_pkcs8_pem(LineEnding::LF).unwrap();
+        let pem = SigningKey::from_bytes(&seed)
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap();
         let signer = TokenSigner::from_pem(&pem, 60).unwrap();
         let token = signer.access_token(42, "ann").unwrap();
         let verifier = shared::auth::Verifier::from_jwks(signer.jwks()).unwrap();
         let claims = verifier.verify(&token).await.unwrap();
-        assert_eq!((claims.user_id().unwrap(), claims.username.as_str()), (42, "ann"));
+        assert_eq!(
+            (claims.user_id().unwrap(), claims.username.as_str()),
+            (42, "ann")
+        );
     }
 
     #[test]

@@ -7,7 +7,13 @@ pub struct Email(String);
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let email = raw.trim();
-        let bad = || Invalid::new("email", "invalid_email", "that is not a valid email address");
+        let bad = || {
+            Invalid::new(
+                "email",
+                "invalid_email",
+                "that is not a valid email address",
+            )
+        };
         if email.len() > 254 || !email_address::EmailAddress::is_valid(email) {
             return Err(bad());
         }
@@ -35,7 +41,14 @@ mod tests {
 
     #[test]
     fn addresses_without_at_or_domain_dot_are_rejected() {
-        for bad in ["", "ann", "ann@", "@example.com", "ann@localhost", "a b@example.com"] {
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@localhost",
+            "a b@example.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

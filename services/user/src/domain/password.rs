@@ -38,7 +38,10 @@ mod tests {
 
     #[test]
     fn nine_characters_are_too_few() {
-        assert_eq!(Password::parse("123456789").unwrap_err().code, "password_too_short");
+        assert_eq!(
+            Password::parse("123456789").unwrap_err().code,
+            "password_too_short"
+        );
         assert!(Password::parse("1234567890").is_ok());
     }
 

@@ -38,10 +38,21 @@ impl Bio {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let bio = raw.trim();
         if bio.chars().count() > 1000 {
-            return Err(Invalid::new("bio", "invalid_bio", "a bio has at most 1000 characters"));
+            return Err(Invalid::new(
+                "bio",
+                "invalid_bio",
+                "a bio has at most 1000 characters",
+            ));
         }
-        if bio.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-            return Err(Invalid::new("bio", "invalid_bio", "a bio may not contain control characters"));
+        if bio
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(Invalid::new(
+                "bio",
+                "invalid_bio",
+                "a bio may not contain control characters",
+            ));
         }
         Ok(Self(bio.to_owned()))
     }
@@ -79,7 +90,10 @@ mod tests {
 
     #[test]
     fn a_display_name_is_trimmed_and_bounded() {
-        assert_eq!(DisplayName::parse("  Ann Lee ").unwrap().as_str(), "Ann Lee");
+        assert_eq!(
+            DisplayName::parse("  Ann Lee ").unwrap().as_str(),
+            "Ann Lee"
+        );
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse(&"x".repeat(51)).is_err());
         assert!(DisplayName::parse("a\nb").is_err());

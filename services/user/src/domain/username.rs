@@ -16,7 +16,10 @@ impl Username {
                 "a username has 3 to 30 characters",
             ));
         }
-        if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
             return Err(Invalid::new(
                 "username",
                 "invalid_username",
@@ -37,7 +40,10 @@ mod tests {
 
     #[test]
     fn a_plain_name_is_accepted() {
-        assert_eq!(Username::parse("dj_kool-99").unwrap().as_str(), "dj_kool-99");
+        assert_eq!(
+            Username::parse("dj_kool-99").unwrap().as_str(),
+            "dj_kool-99"
+        );
     }
 
     #[test]

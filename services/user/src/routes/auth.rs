@@ -49,7 +49,13 @@ pub async fn sign_up(
     )
     .await?;
     // A lookup before the account existed may have cached "not found".
-    state.cache.invalidate(&super::profile_keys(profile.public.id, &profile.public.username)).await;
+    state
+        .cache
+        .invalidate(&super::profile_keys(
+            profile.public.id,
+            &profile.public.username,
+        ))
+        .await;
     tracing::info!(user_id = profile.public.id, "account created");
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/users/{}", profile.public.id)))
@@ -98,7 +104,9 @@ fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
             return addr.to_owned();
         }
     }
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 async fn issue_tokens(
@@ -108,15 +116,24 @@ async fn issue_tokens(
     username: String,
     rotated: Option<String>,
 ) -> Result<TokenResponse, UserError> {
-    let access = state.signer.access_token(user_id, &username).map_err(UserError::internal)?;
+    let access = state
+        .signer
+        .access_token(user_id, &username)
+        .map_err(UserError::internal)?;
     let refresh_ttl = state.settings.auth.refresh_token_ttl_secs;
     // A refresh already stored its successor; a sign-in starts a new session family.
     let refresh = match rotated {
         Some(token) => token,
         None => {
             let token = new_refresh_token();
-            store::insert_refresh_token(client, &hash_refresh_token(&token), Uuid::new_v4(), user_id, refresh_ttl)
-                .await?;
+            store::insert_refresh_token(
+                client,
+                &hash_refresh_token(&token),
+                Uuid::new_v4(),
+                user_id,
+                refresh_ttl,
+            )
+            .await?;
             token
         }
     };
@@ -126,7 +143,10 @@ async fn issue_tokens(
         expires_in: state.signer.access_ttl(),
         refresh_token: refresh,
         refresh_expires_in: refresh_ttl,
-        user: SignedInUser { id: user_id, username },
+        user: SignedInUser {
+            id: user_id,
+            username,
+        },
     })
 }
 
@@ -144,7 +164,11 @@ pub async fn sign_in(
     let body = body.into_inner();
     let login = body.login.trim().to_lowercase();
     if login.is_empty() || login.len() > 254 {
-        return Err(UserError::BadRequest("invalid_login", "give a username or email".into(), Some("login")));
+        return Err(UserError::BadRequest(
+            "invalid_login",
+            "give a username or email".into(),
+            Some("login"),
+        ));
     }
     if body.password.len() > 1024 {
         return Err(UserError::InvalidCredentials);
@@ -160,10 +184,14 @@ pub async fn sign_in(
     if !state.hasher.verify(&body.password, hash).await? {
         return Err(UserError::InvalidCredentials);
     }
-    let Some((id, username)) = who else { return Err(UserError::InvalidCredentials) };
+    let Some((id, username)) = who else {
+        return Err(UserError::InvalidCredentials);
+    };
     state.limiter.succeeded(&login, &address).await;
     let tokens = issue_tokens(&state, &client, id, username, None).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens))
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(tokens))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -184,21 +212,36 @@ pub async fn refresh(
     let next = new_refresh_token();
     let mut client = state.pool.get().await?;
     let ttl = state.settings.auth.refresh_token_ttl_secs;
-    let rotation =
-        store::rotate_refresh_token(&mut client, &hash_refresh_token(&old), &hash_refresh_token(&next), ttl)
-            .await?;
+    let rotation = store::rotate_refresh_token(
+        &mut client,
+        &hash_refresh_token(&old),
+        &hash_refresh_token(&next),
+        ttl,
+    )
+    .await?;
     let refused = |code, message| Err(UserError::RefreshRefused { code, message });
     match rotation {
         Rotation::Rotated { user_id, username } => {
             let tokens = issue_tokens(&state, &client, user_id, username, Some(next)).await?;
-            Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(tokens))
+            Ok(HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(tokens))
         }
         Rotation::Unknown => refused("invalid_refresh_token", "unknown refresh token"),
-        Rotation::Expired => refused("refresh_token_expired", "the refresh token has expired; sign in again"),
-        Rotation::Revoked => refused("refresh_token_revoked", "this session has ended; sign in again"),
+        Rotation::Expired => refused(
+            "refresh_token_expired",
+            "the refresh token has expired; sign in again",
+        ),
+        Rotation::Revoked => refused(
+            "refresh_token_revoked",
+            "this session has ended; sign in again",
+        ),
         Rotation::Reused => {
             tracing::warn!("refresh token reused: session revoked");
-            refused("refresh_token_reused", "this refresh token was already used; the session has been ended")
+            refused(
+                "refresh_token_reused",
+                "this refresh token was already used; the session has been ended",
+            )
         }
     }
 }

@@ -30,8 +30,10 @@ async fn set_follow(
         FollowOutcome::NoFollower => Err(UserError::Unauthorized("this account no longer exists")),
         FollowOutcome::Unchanged => Ok(HttpResponse::NoContent().finish()),
         FollowOutcome::Changed(touched) => {
-            let keys: Vec<String> =
-                touched.iter().flat_map(|t| super::profile_keys(t.id, &t.username)).collect();
+            let keys: Vec<String> = touched
+                .iter()
+                .flat_map(|t| super::profile_keys(t.id, &t.username))
+                .collect();
             state.cache.invalidate(&keys).await;
             Ok(HttpResponse::NoContent().finish())
         }
@@ -84,10 +86,19 @@ fn encode_cursor(follow_id: i64) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<i64, UserError> {
-    let bad = || UserError::BadRequest("invalid_cursor", "the cursor is not valid".into(), Some("cursor"));
+    let bad = || {
+        UserError::BadRequest(
+            "invalid_cursor",
+            "the cursor is not valid".into(),
+            Some("cursor"),
+        )
+    };
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
-    text.strip_prefix('f').and_then(|n| n.parse::<i64>().ok()).filter(|n| *n > 0).ok_or_else(bad)
+    text.strip_prefix('f')
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(bad)
 }
 
 async fn page(
@@ -99,7 +110,11 @@ async fn page(
 ) -> Result<HttpResponse, UserError> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit < 1 {
-        return Err(UserError::BadRequest("invalid_limit", "limit must be at least 1".into(), Some("limit")));
+        return Err(UserError::BadRequest(
+            "invalid_limit",
+            "limit must be at least 1".into(),
+            Some("limit"),
+        ));
     }
     let limit = limit.min(MAX_LIMIT);
     let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
@@ -119,7 +134,10 @@ async fn page(
         )),
         _ => None,
     };
-    let page = UserPage { collection: rows.into_iter().map(|(_, p)| p).collect(), next_href };
+    let page = UserPage {
+        collection: rows.into_iter().map(|(_, p)| p).collect(),
+        next_href,
+    };
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -133,7 +151,14 @@ pub async fn followers(
     id: web::Path<i64>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, UserError> {
-    page(&state, &req, id.into_inner(), Direction::Followers, q.into_inner()).await
+    page(
+        &state,
+        &req,
+        id.into_inner(),
+        Direction::Followers,
+        q.into_inner(),
+    )
+    .await
 }
 
 /// Whom this user follows, newest first.
@@ -146,7 +171,14 @@ pub async fn followings(
     id: web::Path<i64>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, UserError> {
-    page(&state, &req, id.into_inner(), Direction::Followings, q.into_inner()).await
+    page(
+        &state,
+        &req,
+        id.into_inner(),
+        Direction::Followings,
+        q.into_inner(),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -41,5 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Cache keys of a user's public profile (by id and by username).
 pub(crate) fn profile_keys(id: i64, username: &str) -> [String; 2] {
-    [format!("profile:id:{id}"), format!("profile:name:{}", username.to_lowercase())]
+    [
+        format!("profile:id:{id}"),
+        format!("profile:name:{}", username.to_lowercase()),
+    ]
 }

@@ -23,7 +23,10 @@ fn cached_response(cached: Cached) -> Result<HttpResponse, UserError> {
 #[utoipa::path(get, path = "/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "user id")),
     responses((status = 200, body = PublicProfile), (status = 404, body = shared::error::ErrorBody)))]
-pub async fn by_id(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, UserError> {
+pub async fn by_id(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, UserError> {
     let id = id.into_inner();
     let cached = state
         .cache
@@ -58,13 +61,18 @@ pub async fn by_username(
 /// The signed-in user's own account, with email.
 #[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = PrivateProfile), (status = 401, body = shared::error::ErrorBody)))]
-pub async fn me(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, UserError> {
+pub async fn me(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, UserError> {
     let id = auth.0.user_id()?;
     let client = state.pool.get().await?;
     let profile = store::private_profile(&client, id)
         .await?
         .ok_or(UserError::Unauthorized("this account no longer exists"))?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "private, no-store")).json(profile))
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "private, no-store"))
+        .json(profile))
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -97,15 +105,30 @@ pub async fn update_me(
     let id = auth.0.user_id()?;
     let b = body.into_inner();
     let changes = ProfileChanges {
-        username: b.username.as_deref().map(Username::parse).transpose()?.map(|u| u.as_str().to_owned()),
-        email: b.email.as_deref().map(Email::parse).transpose()?.map(|e| e.as_str().to_owned()),
+        username: b
+            .username
+            .as_deref()
+            .map(Username::parse)
+            .transpose()?
+            .map(|u| u.as_str().to_owned()),
+        email: b
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()?
+            .map(|e| e.as_str().to_owned()),
         display_name: b
             .display_name
             .as_deref()
             .map(DisplayName::parse)
             .transpose()?
             .map(|d| d.as_str().to_owned()),
-        bio: b.bio.as_deref().map(Bio::parse).transpose()?.map(|d| d.as_str().to_owned()),
+        bio: b
+            .bio
+            .as_deref()
+            .map(Bio::parse)
+            .transpose()?
+            .map(|d| d.as_str().to_owned()),
         avatar_url: match b.avatar_url {
             None => None,
             Some(None) => Some(None),
@@ -119,20 +142,27 @@ pub async fn update_me(
     let mut keys = super::profile_keys(id, &profile.public.username).to_vec();
     keys.extend(super::profile_keys(id, &old_username));
     state.cache.invalidate(&keys).await;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "private, no-store")).json(profile))
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "private, no-store"))
+        .json(profile))
 }
 
 /// Deletes the signed-in user's account, its sessions and its follows.
 #[utoipa::path(delete, path = "/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 204, description = "deleted"), (status = 401, body = shared::error::ErrorBody)))]
-pub async fn delete_me(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, UserError> {
+pub async fn delete_me(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, UserError> {
     let id = auth.0.user_id()?;
     let mut client = state.pool.get().await?;
     let touched = store::delete_user(&mut client, id)
         .await?
         .ok_or(UserError::Unauthorized("this account no longer exists"))?;
-    let keys: Vec<String> =
-        touched.iter().flat_map(|t| super::profile_keys(t.id, &t.username)).collect();
+    let keys: Vec<String> = touched
+        .iter()
+        .flat_map(|t| super::profile_keys(t.id, &t.username))
+        .collect();
     for chunk in keys.chunks(500) {
         state.cache.invalidate(chunk).await;
     }

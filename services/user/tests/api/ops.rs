@@ -1,0 +1,198 @@
+//! Operations: health, metrics, OpenAPI, request ids, configuration errors, graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, test_settings};
+
+#[tokio::test]
+async fn liveness_and_readiness() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
+    let ready = app.get("/health/ready").await;
+    assert_eq!(ready.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_database_goes_away() {
+    let app = spawn_app().await;
+    let admin = app.db.settings.with_database("postgres");
+    let (client, conn) = admin
+        .pg_config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .simple_query(&format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            app.db.settings.database
+        ))
+        .await
+        .unwrap();
+    let res = app.get("/health/ready").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "unavailable");
+    // Requests that need the database answer 503, not 500.
+    let res = app.get("/users/12345").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "unavailable");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_per_route_and_status() {
+    let app = spawn_app().await;
+    let u = app.sign_up("measured").await;
+    app.profile(u.id).await;
+    app.get("/users/999999").await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"user_http_requests_total{endpoint="/users/{id}",method="GET",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"user_http_requests_total{endpoint="/users/{id}",method="GET",status="404"} 1"#
+    ));
+    assert!(text.contains("user_http_requests_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_api() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/auth/signup",
+        "/auth/signin",
+        "/auth/refresh",
+        "/auth/signout",
+        "/users/{id}",
+        "/users/me",
+        "/users/me/followings/{id}",
+        "/users/{id}/followers",
+        "/.well-known/jwks.json",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+    assert!(doc["components"]["schemas"].get("ErrorBody").is_some());
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = spawn_app().await;
+    let res = app
+        .http
+        .get(app.url("/health/live"))
+        .header("x-request-id", "edge-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "edge-123");
+    let res = app.get("/health/live").await;
+    assert_eq!(res.headers()["x-request-id"].len(), 36);
+    let res = app.get("/nowhere").await;
+    assert!(res.headers().contains_key("x-request-id"));
+}
+
+fn base_env(cmd: &mut Command, dev_key: &str) {
+    cmd.env("APP__SERVER__PORT", "0")
+        .env("APP__AUTH__DEV_KEY_PATH", dev_key)
+        .env("APP__TELEMETRY__LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+}
+
+#[tokio::test]
+async fn a_bad_configuration_value_stops_start_up_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("cfg-{}", uuid::Uuid::new_v4()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_user"));
+    base_env(&mut cmd, &dir.join("k.pem").display().to_string());
+    let out = cmd
+        .env("APP__POSTGRES__POOL_SIZE", "many")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("postgres.pool_size") && stderr.contains("APP__POSTGRES__POOL_SIZE"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_then_exits() {
+    let settings = test_settings();
+    let db = shared::test_support::TestDatabase::create(&settings.postgres).await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_user"));
+    base_env(&mut cmd, &settings.auth.dev_key_path);
+    // Slow hashing makes a sign-up take long enough to be in flight when the signal arrives.
+    let mut child = cmd
+        .env("APP__POSTGRES__DATABASE", &db.settings.database)
+        .env("APP__AUTH__ARGON2_ITERATIONS", "150")
+        .env(
+            "APP__REDIS__KEY_PREFIX",
+            shared::test_support::redis_prefix(),
+        )
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let port = lines
+        .find_map(|line| {
+            let v: Value = serde_json::from_str(&line).ok()?;
+            (v["message"] == "user service listening")
+                .then(|| v["port"].as_u64())
+                .flatten()
+        })
+        .expect("the service logs its port");
+    // Keep draining its log so it never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    // Warm a keep-alive connection so the slow request is dispatched the moment it is sent.
+    assert_eq!(
+        http.get(format!("{url}/health/live"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let in_flight = tokio::spawn({
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            http.post(format!("{url}/auth/signup"))
+                .json(&serde_json::json!({"username": "lastone", "email": "l@example.com", "password": "long enough pw", "display_name": "L"}))
+                .send()
+                .await
+        }
+    });
+    // Hashing at 150 iterations takes well over a second: the request is surely in flight.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let res = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        http.get(format!("{url}/health/live")).send().await.is_err(),
+        "no longer accepting"
+    );
+}

@@ -23,7 +23,7 @@ use crate::error::HttpError;
 pub const ISSUER: &str = "audiostorm-user";
 /// The audience every access token carries.
 pub const AUDIENCE: &str = "audiostorm";
-/// Unknown key ids trigger a JWKS fetch at most this often.
+/// Unknown key ids trigger a JWKS fetch at most this often (by default).
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What an access token says.
@@ -95,6 +95,7 @@ struct Inner {
     validation: Validation,
     /// Serialises fetches and remembers when the last one happened.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    min_refresh_interval: Duration,
 }
 
 /// Verifies access tokens. Cheap to clone; share one per process.
@@ -140,8 +141,17 @@ impl Verifier {
                 source,
                 validation: validation(),
                 last_fetch: tokio::sync::Mutex::new(None),
+                min_refresh_interval: MIN_REFRESH_INTERVAL,
             }),
         }
+    }
+
+    /// Changes how often an unknown key id may trigger a fetch (before first use).
+    pub fn with_min_refresh_interval(mut self, interval: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.min_refresh_interval = interval;
+        }
+        self
     }
 
     /// Checks the signature, issuer, audience and expiry of `token`.
@@ -177,7 +187,7 @@ impl Verifier {
             return Err(AuthError::UnknownKey);
         };
         let mut last = self.inner.last_fetch.lock().await;
-        if last.is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL) {
+        if last.is_some_and(|t| t.elapsed() < self.inner.min_refresh_interval) {
             return Ok(());
         }
         let mut headers = reqwest::header::HeaderMap::new();

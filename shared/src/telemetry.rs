@@ -56,10 +56,11 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> Result<Telemetry, St
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
     };
+    // The log level filters log lines only: spans for traces are kept at INFO whatever it is, so a
+    // quiet log does not break trace propagation.
     tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .with(otel)
+        .with(fmt.with_filter(filter))
+        .with(otel.with_filter(tracing_subscriber::filter::LevelFilter::INFO))
         .try_init()
         .map_err(|e| format!("telemetry: {e}"))?;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());

@@ -223,3 +223,39 @@ async fn sign_in_input_is_validated() {
         .await;
     assert_error(res, StatusCode::BAD_REQUEST, "missing_field").await;
 }
+
+fn jwks_fetches(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(r#"user_http_requests_total{endpoint="/.well-known/jwks.json",method="GET",status="200"}"#))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_verifier_caches_keys_and_refetches_only_for_an_unknown_key_id() {
+    let app = spawn_app().await;
+    let other = spawn_app().await;
+    let (_, t1) = app.user("cachedkeys").await;
+    let t2 = app.sign_in(&app.sign_up("cachedkeys2").await).await;
+    let verifier = Verifier::from_jwks_url(app.url("/.well-known/jwks.json"))
+        .with_min_refresh_interval(Duration::from_millis(500));
+    for token in [&t1.access, &t2.access, &t1.access] {
+        verifier.verify(token).await.unwrap();
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(jwks_fetches(&metrics), 1, "fetched once, then cached");
+    // A token whose key id is unknown makes it fetch again (key rotation) …
+    let (_, foreign) = other.user("foreigner").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(verifier.verify(&foreign.access).await.is_err());
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(jwks_fetches(&metrics), 2);
+    // … but not again right away, however many unknown key ids arrive.
+    for _ in 0..5 {
+        assert!(verifier.verify(&foreign.access).await.is_err());
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(jwks_fetches(&metrics), 2);
+}

@@ -38,12 +38,12 @@ psql -h 127.0.0.1 -U postgres -d "$db" -qc "
   FROM generate_series(2, 10001) g; ANALYZE users;"
 
 echo "warming the cache"
-oha --no-tui -n 20000 -c 32 --rand-regex-url "http://127.0.0.1:$port/users/[1-9][0-9]{0,3}" > /dev/null
+oha --no-tui --ipv4 -n 20000 -c 32 --rand-regex-url "http://localhost:$port/users/[1-9][0-9]{0,3}" > /dev/null
 
 echo "GET /users/{id}, warm cache, $rate req/s for ${secs}s"
-oha --no-tui -z "${secs}s" -q "$rate" -c 64 --latency-correction --disable-keepalive=false \
-  --rand-regex-url "http://127.0.0.1:$port/users/[1-9][0-9]{0,3}" | tee "$out/get-user.txt"
+oha --no-tui --ipv4 -z "${secs}s" -q "$rate" -c 64 --latency-correction \
+  --rand-regex-url "http://localhost:$port/users/[1-9][0-9]{0,3}" | tee "$out/get-user.txt"
 
 echo "POST /auth/signin, one at a time, 40 requests"
-oha --no-tui -n 40 -c 1 -m POST -H 'content-type: application/json' \
+oha --no-tui --ipv4 -n 40 -c 1 -m POST -H 'content-type: application/json' \
   -d '{"login":"bench","password":"benchmark password"}' "http://127.0.0.1:$port/auth/signin" | tee "$out/signin.txt"

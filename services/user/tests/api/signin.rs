@@ -64,24 +64,26 @@ async fn unknown_user_and_wrong_password_look_the_same() {
     assert_eq!(a, b);
     assert_eq!(a["code"], "invalid_credentials");
 
-    // Same work either way: the unknown account is checked against a dummy hash.
-    let time = |login: &'static str| {
-        let app = &app;
-        async move {
-            let mut total = Duration::ZERO;
-            for _ in 0..6 {
-                let t = Instant::now();
-                app.sign_in_raw(login, "wrong password!").await;
-                total += t.elapsed();
-            }
-            total
+    // Same work either way: the unknown account is checked against a dummy hash. Interleaved
+    // pairs and medians keep the comparison fair on a busy machine; without the dummy hash the
+    // unknown account would answer about 30 times faster.
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..9 {
+        for (login, into) in [("victim", &mut known), ("nobody-here", &mut unknown)] {
+            let t = Instant::now();
+            app.sign_in_raw(login, "wrong password!").await;
+            into.push(t.elapsed());
         }
-    };
-    let (known, unknown) = (time("victim").await, time("nobody-here").await);
-    let ratio = known.as_secs_f64() / unknown.as_secs_f64();
+    }
+    known.sort();
+    unknown.sort();
+    let ratio = known[4].as_secs_f64() / unknown[4].as_secs_f64();
     assert!(
-        (0.5..2.0).contains(&ratio),
-        "known {known:?} vs unknown {unknown:?}"
+        (0.33..3.0).contains(&ratio),
+        "median known {:?} vs unknown {:?}",
+        known[4],
+        unknown[4]
     );
 }
 

@@ -1,1 +1,3 @@
+//! The AudioStorm player service: songs catalog, audio, playlists, search, home feed.
 
+pub mod schema;

@@ -1,0 +1,118 @@
+//! The songs schema, designed query-first inside the CQL subset that behaves the same on the
+//! embedded engine and on ScyllaDB (`../shared/notes/cql-portable-subset.md`): one table per query,
+//! written together; newest-first lists through a negated-time clustering key; no counters, LWT,
+//! TTL, `ORDER BY`, `frozen`, `timeuuid` or single-column clustering equality.
+//!
+//! `{ks}` is replaced by the configured keyspace; every name is fully qualified.
+
+/// Replication of the keyspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replication {
+    /// `SimpleStrategy` — a single node or the embedded engine.
+    Simple { factor: u32 },
+    /// `NetworkTopologyStrategy` — production clusters, one factor per datacenter.
+    NetworkTopology { datacenters: Vec<(String, u32)> },
+}
+
+impl Replication {
+    fn cql(&self) -> String {
+        match self {
+            Self::Simple { factor } => {
+                format!("{{'class': 'SimpleStrategy', 'replication_factor': {factor}}}")
+            }
+            Self::NetworkTopology { datacenters } => {
+                let dcs: Vec<String> = datacenters
+                    .iter()
+                    .map(|(dc, n)| format!("'{dc}': {n}"))
+                    .collect();
+                format!("{{'class': 'NetworkTopologyStrategy', {}}}", dcs.join(", "))
+            }
+        }
+    }
+}
+
+/// Every song's full row, by id: `GET /songs/{id}`.
+const SONGS: &str = "CREATE TABLE IF NOT EXISTS {ks}.songs (
+    id bigint, title text, description text, user_id bigint, username text, genre text,
+    tag_list list<text>, duration_ms bigint, artwork_url text, stream_url text, waveform_url text,
+    sharing text, created_at timestamp, updated_at timestamp,
+    PRIMARY KEY ((id)))";
+
+/// Public songs only, same columns: `GET /songs` pages through the whole table with the driver's
+/// paging state as the cursor.
+const PUBLIC_SONGS: &str = "CREATE TABLE IF NOT EXISTS {ks}.public_songs (
+    id bigint, title text, description text, user_id bigint, username text, genre text,
+    tag_list list<text>, duration_ms bigint, artwork_url text, stream_url text, waveform_url text,
+    sharing text, created_at timestamp, updated_at timestamp,
+    PRIMARY KEY ((id)))";
+
+/// A user's songs, newest first (`neg_created_ms = -created_at`): `GET /users/{id}/songs`.
+const SONGS_BY_USER: &str = "CREATE TABLE IF NOT EXISTS {ks}.songs_by_user (
+    user_id bigint, neg_created_ms bigint, id bigint, title text, description text,
+    username text, genre text, tag_list list<text>, duration_ms bigint, artwork_url text,
+    stream_url text, waveform_url text, sharing text, created_at timestamp, updated_at timestamp,
+    PRIMARY KEY ((user_id), neg_created_ms, id))";
+
+/// Whether a user likes a song (point lookup on a composite partition key).
+const SONG_LIKES: &str = "CREATE TABLE IF NOT EXISTS {ks}.song_likes (
+    song_id bigint, user_id bigint, liked_ms bigint,
+    PRIMARY KEY ((song_id, user_id)))";
+
+/// Who likes a song (its row count is the song's like count).
+const LIKES_BY_SONG: &str = "CREATE TABLE IF NOT EXISTS {ks}.likes_by_song (
+    song_id bigint, user_id bigint, liked_ms bigint,
+    PRIMARY KEY ((song_id), user_id))";
+
+/// A user's likes, newest first: `GET /users/{id}/likes`.
+const LIKES_BY_USER: &str = "CREATE TABLE IF NOT EXISTS {ks}.likes_by_user (
+    user_id bigint, neg_liked_ms bigint, song_id bigint,
+    PRIMARY KEY ((user_id), neg_liked_ms, song_id))";
+
+/// Play counts: one row per song and writer (player replica), each written only by its owner
+/// and summed on read, so increments from several replicas are never lost without counters/LWT.
+const PLAY_COUNTS: &str = "CREATE TABLE IF NOT EXISTS {ks}.play_counts (
+    song_id bigint, writer_id bigint, plays bigint,
+    PRIMARY KEY ((song_id), writer_id))";
+
+/// The DDL to run at start-up, in order (idempotent).
+pub fn statements(keyspace: &str, replication: &Replication) -> Vec<String> {
+    let mut out = vec![format!(
+        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {}",
+        replication.cql()
+    )];
+    for table in [
+        SONGS,
+        PUBLIC_SONGS,
+        SONGS_BY_USER,
+        SONG_LIKES,
+        LIKES_BY_SONG,
+        LIKES_BY_USER,
+        PLAY_COUNTS,
+    ] {
+        out.push(table.replace("{ks}", keyspace));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_is_qualified_with_the_keyspace() {
+        for s in statements("audiostorm", &Replication::Simple { factor: 1 })
+            .iter()
+            .skip(1)
+        {
+            assert!(s.contains("EXISTS audiostorm."), "{s}");
+        }
+    }
+
+    #[test]
+    fn network_topology_names_each_datacenter() {
+        let r = Replication::NetworkTopology {
+            datacenters: vec![("dc1".into(), 3)],
+        };
+        assert!(statements("ks", &r)[0].contains("'NetworkTopologyStrategy', 'dc1': 3"));
+    }
+}

@@ -1,3 +1,5 @@
 //! The AudioStorm player service: songs catalog, audio, playlists, search, home feed.
 
+pub mod domain;
+pub mod ids;
 pub mod schema;

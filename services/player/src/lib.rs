@@ -3,3 +3,4 @@
 pub mod domain;
 pub mod ids;
 pub mod schema;
+pub mod seed;

@@ -97,6 +97,32 @@ impl ResponseError for HttpError {
     }
 }
 
+/// A request field failed validation: what the domain types of every service return. It answers
+/// 400 with the field named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    pub field: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Invalid> for HttpError {
+    fn from(i: Invalid) -> Self {
+        HttpError::bad_request(i.code, i.message).field(i.field)
+    }
+}
+
 /// Default handler for unmatched routes: a JSON 404.
 pub async fn not_found() -> HttpResponse {
     HttpError::not_found("no such resource").error_response()

@@ -63,3 +63,76 @@ impl Drop for TestDatabase {
 pub fn redis_prefix() -> String {
     format!("test:{}:", uuid::Uuid::new_v4().simple())
 }
+
+/// A token issuer for services that verify access tokens: an Ed25519 key of its own, its JWKS
+/// served over HTTP on port 0, and tokens signed like the user service signs them.
+pub struct TestIssuer {
+    pub jwks_url: String,
+    encoding: jsonwebtoken::EncodingKey,
+    kid: String,
+    _server: actix_web::dev::ServerHandle,
+}
+
+impl TestIssuer {
+    pub async fn start() -> Self {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+
+        let seed: [u8; 32] = *uuid::Uuid::new_v4()
+            .as_bytes()
+            .repeat(2)
+            .first_chunk()
+            .expect("32 bytes");
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let pem = key.to_pkcs8_pem(LineEnding::LF).expect("pem");
+        let kid = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes()),
+        }]});
+        let server = actix_web::HttpServer::new(move || {
+            let jwks = jwks.clone();
+            actix_web::App::new().route(
+                "/.well-known/jwks.json",
+                actix_web::web::get().to(move || {
+                    let jwks = jwks.clone();
+                    async move { actix_web::HttpResponse::Ok().json(jwks) }
+                }),
+            )
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .expect("bind the JWKS server");
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            jwks_url: format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
+            encoding: jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).expect("key"),
+            kid,
+            _server: handle,
+        }
+    }
+
+    /// An access token for this user, valid for ten minutes.
+    pub fn token(&self, user_id: i64, username: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let claims = crate::auth::Claims {
+            sub: user_id.to_string(),
+            username: username.to_owned(),
+            iss: crate::auth::ISSUER.to_owned(),
+            aud: crate::auth::AUDIENCE.to_owned(),
+            iat: now,
+            exp: now + 600,
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).expect("sign")
+    }
+}

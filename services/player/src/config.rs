@@ -137,6 +137,10 @@ const DEFAULTS: &str = r#"
 [server]
 port = 8082
 
+[telemetry]
+# The driver's metadata refresh complains about the embedded engine's missing peers every minute.
+log_level = "info,scylla::cluster::metadata=off,kassandra=off"
+
 [cql]
 contact_points = ""
 keyspace = "audiostorm"

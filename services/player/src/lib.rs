@@ -2,6 +2,10 @@
 
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod ids;
+pub mod routes;
 pub mod schema;
 pub mod seed;
+pub mod startup;
+pub mod store;

@@ -3,7 +3,9 @@
 //! written together; newest-first lists through a negated-time clustering key; no counters, LWT,
 //! TTL, `ORDER BY`, `frozen`, `timeuuid` or single-column clustering equality.
 //!
-//! `{ks}` is replaced by the configured keyspace; every name is fully qualified.
+//! `{ks}` is replaced by the configured keyspace; every name is fully qualified. Optional values
+//! are written as empty text and lists as JSON text, never as NULL: the embedded engine ignores a
+//! bound NULL (the old value would stay).
 
 /// Replication of the keyspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +36,7 @@ impl Replication {
 /// Every song's full row, by id: `GET /songs/{id}`.
 const SONGS: &str = "CREATE TABLE IF NOT EXISTS {ks}.songs (
     id bigint, title text, description text, user_id bigint, username text, genre text,
-    tag_list list<text>, duration_ms bigint, artwork_url text, stream_url text, waveform_url text,
+    tag_list text, duration_ms bigint, artwork_url text, stream_url text, waveform_url text,
     sharing text, created_at timestamp, updated_at timestamp,
     PRIMARY KEY ((id)))";
 
@@ -42,14 +44,14 @@ const SONGS: &str = "CREATE TABLE IF NOT EXISTS {ks}.songs (
 /// paging state as the cursor.
 const PUBLIC_SONGS: &str = "CREATE TABLE IF NOT EXISTS {ks}.public_songs (
     id bigint, title text, description text, user_id bigint, username text, genre text,
-    tag_list list<text>, duration_ms bigint, artwork_url text, stream_url text, waveform_url text,
+    tag_list text, duration_ms bigint, artwork_url text, stream_url text, waveform_url text,
     sharing text, created_at timestamp, updated_at timestamp,
     PRIMARY KEY ((id)))";
 
 /// A user's songs, newest first (`neg_created_ms = -created_at`): `GET /users/{id}/songs`.
 const SONGS_BY_USER: &str = "CREATE TABLE IF NOT EXISTS {ks}.songs_by_user (
     user_id bigint, neg_created_ms bigint, id bigint, title text, description text,
-    username text, genre text, tag_list list<text>, duration_ms bigint, artwork_url text,
+    username text, genre text, tag_list text, duration_ms bigint, artwork_url text,
     stream_url text, waveform_url text, sharing text, created_at timestamp, updated_at timestamp,
     PRIMARY KEY ((user_id), neg_created_ms, id))";
 
@@ -58,10 +60,11 @@ const SONG_LIKES: &str = "CREATE TABLE IF NOT EXISTS {ks}.song_likes (
     song_id bigint, user_id bigint, liked_ms bigint,
     PRIMARY KEY ((song_id, user_id)))";
 
-/// Who likes a song (its row count is the song's like count).
+/// Who likes a song (its row count is the song's like count). Two clustering columns, so a row is
+/// deleted by its full key (equality on a lone clustering column misbehaves on the embedded engine).
 const LIKES_BY_SONG: &str = "CREATE TABLE IF NOT EXISTS {ks}.likes_by_song (
-    song_id bigint, user_id bigint, liked_ms bigint,
-    PRIMARY KEY ((song_id), user_id))";
+    song_id bigint, liked_ms bigint, user_id bigint,
+    PRIMARY KEY ((song_id), liked_ms, user_id))";
 
 /// A user's likes, newest first: `GET /users/{id}/likes`.
 const LIKES_BY_USER: &str = "CREATE TABLE IF NOT EXISTS {ks}.likes_by_user (

@@ -1,0 +1,372 @@
+//! Songs: create, read, update, delete, and the public and per-user lists.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use scylla::value::CqlTimestamp;
+use serde::{Deserialize, Serialize};
+use shared::auth::{Authenticated, MaybeAuthenticated};
+use shared::error::HttpError;
+use shared::extract::Json;
+use shared::redis::Cached;
+
+use crate::domain::{ArtworkUrl, Description, Genre, Sharing, TagList, Title};
+use crate::error::PlayerError;
+use crate::startup::AppState;
+use crate::store::SongRow;
+
+const DEFAULT_LIMIT: i32 = 50;
+const MAX_LIMIT: i32 = 200;
+
+/// The uploader, as a song shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Uploader {
+    pub id: i64,
+    pub username: String,
+}
+
+/// A song as the API returns it (SoundCloud's field names).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Song {
+    pub id: i64,
+    pub title: String,
+    pub description: String,
+    pub user: Uploader,
+    pub genre: String,
+    pub tag_list: Vec<String>,
+    /// Milliseconds; 0 until the audio is processed.
+    pub duration: i64,
+    pub artwork_url: Option<String>,
+    pub stream_url: Option<String>,
+    pub waveform_url: Option<String>,
+    pub sharing: Sharing,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn rfc3339(ts: CqlTimestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts.0) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+impl From<&SongRow> for Song {
+    fn from(r: &SongRow) -> Self {
+        Song {
+            id: r.id,
+            title: r.title.clone(),
+            description: r.description.clone(),
+            user: Uploader {
+                id: r.user_id,
+                username: r.username.clone(),
+            },
+            genre: r.genre.clone(),
+            tag_list: serde_json::from_str(&r.tag_list).unwrap_or_default(),
+            duration: r.duration_ms,
+            artwork_url: non_empty(&r.artwork_url),
+            stream_url: non_empty(&r.stream_url),
+            waveform_url: non_empty(&r.waveform_url),
+            sharing: Sharing::from_stored(&r.sharing),
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+/// What decides who may see a song, read from its cached JSON.
+#[derive(Deserialize)]
+struct Visibility {
+    user: Uploader,
+    sharing: Sharing,
+}
+
+fn viewer(auth: &MaybeAuthenticated) -> Result<Option<i64>, PlayerError> {
+    auth.0
+        .as_ref()
+        .map(|c| c.user_id())
+        .transpose()
+        .map_err(PlayerError::from)
+}
+
+fn song_key(id: i64) -> String {
+    format!("song:{id}")
+}
+
+/// `POST /songs` and `PUT /songs/{id}` bodies; on update, absent fields stay as they are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SongInput {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub genre: Option<String>,
+    pub tag_list: Option<Vec<String>>,
+    pub sharing: Option<Sharing>,
+    pub artwork_url: Option<String>,
+}
+
+fn apply(row: &mut SongRow, input: SongInput) -> Result<(), PlayerError> {
+    if let Some(t) = input.title {
+        row.title = Title::parse(&t)?.into_inner();
+    }
+    if let Some(d) = input.description {
+        row.description = Description::parse(&d)?.into_inner();
+    }
+    if let Some(g) = input.genre {
+        row.genre = Genre::parse(&g)?.into_inner();
+    }
+    if let Some(tags) = input.tag_list {
+        let tags = TagList::parse(&tags)?.into_inner();
+        row.tag_list = serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into());
+    }
+    if let Some(s) = input.sharing {
+        row.sharing = s.as_str().to_owned();
+    }
+    if let Some(url) = input.artwork_url {
+        row.artwork_url = if url.trim().is_empty() {
+            String::new()
+        } else {
+            ArtworkUrl::parse(&url)?.into_inner()
+        };
+    }
+    Ok(())
+}
+
+fn now() -> CqlTimestamp {
+    CqlTimestamp((time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// Uploads a song's details; the uploader is the signed-in user.
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    body: Json<SongInput>,
+) -> Result<HttpResponse, PlayerError> {
+    let user_id = auth.0.user_id()?;
+    let input = body.into_inner();
+    if input.title.is_none() {
+        return Err(
+            shared::error::Invalid::new("title", "missing_field", "`title` is required").into(),
+        );
+    }
+    let created = now();
+    let mut row = SongRow {
+        id: state.ids.next(),
+        title: String::new(),
+        description: String::new(),
+        user_id,
+        username: auth.0.username.clone(),
+        genre: String::new(),
+        tag_list: "[]".into(),
+        duration_ms: 0,
+        artwork_url: String::new(),
+        stream_url: String::new(),
+        waveform_url: String::new(),
+        sharing: Sharing::Public.as_str().to_owned(),
+        created_at: created,
+        updated_at: created,
+    };
+    apply(&mut row, input)?;
+    state.store.put(&row, None).await?;
+    state.cache.invalidate(&[song_key(row.id)]).await;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/songs/{}", row.id)))
+        .json(Song::from(&row)))
+}
+
+/// One song. Private songs are visible only to their uploader (others get 404).
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: MaybeAuthenticated,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PlayerError> {
+    let id = id.into_inner();
+    let cached = state
+        .cache
+        .get_or_load(&song_key(id), || async {
+            Ok::<_, PlayerError>(state.store.get(id).await?.as_ref().map(Song::from))
+        })
+        .await?;
+    let Cached::Found(json) = cached else {
+        return Err(PlayerError::NotFound("song"));
+    };
+    let visible: Visibility =
+        serde_json::from_str(&json).map_err(|_| PlayerError::NotFound("song"))?;
+    if visible.sharing == Sharing::Private && viewer(&auth)? != Some(visible.user.id) {
+        return Err(PlayerError::NotFound("song"));
+    }
+    let cache_control = if visible.sharing == Sharing::Private {
+        "private, no-store"
+    } else {
+        "public, max-age=5"
+    };
+    let mut res = shared::http::json_text(json);
+    res.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static(cache_control),
+    );
+    Ok(res)
+}
+
+async fn owned_song(
+    state: &AppState,
+    auth: &Authenticated,
+    id: i64,
+) -> Result<SongRow, PlayerError> {
+    let user_id = auth.0.user_id()?;
+    let row = state
+        .store
+        .get(id)
+        .await?
+        .ok_or(PlayerError::NotFound("song"))?;
+    if row.user_id != user_id {
+        // A private song of someone else does not exist for this user.
+        return Err(if row.sharing == "public" {
+            PlayerError::Forbidden
+        } else {
+            PlayerError::NotFound("song")
+        });
+    }
+    Ok(row)
+}
+
+/// Changes a song's details (uploader only).
+pub async fn update(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<i64>,
+    body: Json<SongInput>,
+) -> Result<HttpResponse, PlayerError> {
+    let previous = owned_song(&state, &auth, id.into_inner()).await?;
+    let mut row = previous.clone();
+    apply(&mut row, body.into_inner())?;
+    row.updated_at = now();
+    state.store.put(&row, Some(&previous)).await?;
+    state.cache.invalidate(&[song_key(row.id)]).await;
+    Ok(HttpResponse::Ok().json(Song::from(&row)))
+}
+
+/// Deletes a song from every table (uploader only).
+pub async fn delete(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PlayerError> {
+    let row = owned_song(&state, &auth, id.into_inner()).await?;
+    state.store.delete(&row).await?;
+    state.cache.invalidate(&[song_key(row.id)]).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<i32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SongPage {
+    collection: Vec<Song>,
+    next_href: Option<String>,
+}
+
+fn page_params(q: &PageQuery) -> Result<(i32, Option<Vec<u8>>), PlayerError> {
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit < 1 {
+        return Err(
+            HttpError::bad_request("invalid_limit", "limit must be at least 1")
+                .field("limit")
+                .into(),
+        );
+    }
+    let cursor = q
+        .cursor
+        .as_deref()
+        .map(|c| URL_SAFE_NO_PAD.decode(c))
+        .transpose()
+        .map_err(|_| {
+            HttpError::bad_request("invalid_cursor", "the cursor is not valid").field("cursor")
+        })?;
+    Ok((limit.min(MAX_LIMIT), cursor))
+}
+
+fn next_href(
+    state: &AppState,
+    req: &HttpRequest,
+    limit: i32,
+    next: Option<Vec<u8>>,
+) -> Option<String> {
+    next.map(|c| {
+        format!(
+            "{}{}?limit={limit}&cursor={}",
+            shared::http::base_url(req, &state.settings.server),
+            req.path(),
+            URL_SAFE_NO_PAD.encode(c)
+        )
+    })
+}
+
+/// Every public song, a page at a time.
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, PlayerError> {
+    let (limit, cursor) = page_params(&q)?;
+    let page = state
+        .store
+        .public_page(cursor.as_deref(), limit)
+        .await
+        .map_err(|e| bad_cursor(e, cursor.is_some()))?;
+    let collection = page.rows.iter().map(Song::from).collect();
+    Ok(HttpResponse::Ok().json(SongPage {
+        collection,
+        next_href: next_href(&state, &req, limit, page.next),
+    }))
+}
+
+/// A forged cursor makes the cluster refuse the paging state: that is the client's error.
+fn bad_cursor(e: crate::store::StoreError, had_cursor: bool) -> PlayerError {
+    if had_cursor {
+        HttpError::bad_request("invalid_cursor", "the cursor is not valid")
+            .field("cursor")
+            .into()
+    } else {
+        e.into()
+    }
+}
+
+/// A user's songs, newest first; private ones only for that user.
+pub async fn by_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: MaybeAuthenticated,
+    user: web::Path<i64>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, PlayerError> {
+    let user = user.into_inner();
+    let (limit, cursor) = page_params(&q)?;
+    let own = viewer(&auth)? == Some(user);
+    let page = state
+        .store
+        .user_page(user, cursor.as_deref(), limit)
+        .await
+        .map_err(|e| bad_cursor(e, cursor.is_some()))?;
+    let collection = page
+        .rows
+        .iter()
+        .filter(|r| own || r.sharing == "public")
+        .map(Song::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(SongPage {
+        collection,
+        next_href: next_href(&state, &req, limit, page.next),
+    }))
+}

@@ -1,0 +1,175 @@
+//! Builds the application: the CQL session (or the embedded engine), the schema, prepared
+//! statements, the cache and the routes. `main` and the tests both call [`Application::build`].
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use cql_engine::{CqlEngine, RunningEngine};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use shared::auth::Verifier;
+use shared::redis::{JsonCache, Redis};
+
+use crate::config::Settings;
+use crate::ids::IdGenerator;
+use crate::store::SongStore;
+
+/// Everything a handler needs, shared by all workers.
+pub struct AppState {
+    pub store: SongStore,
+    pub cache: JsonCache,
+    pub ids: IdGenerator,
+    pub settings: Settings,
+}
+
+/// A bound, not yet running server (and the embedded engine, when there is one).
+pub struct Application {
+    port: u16,
+    server: Server,
+    embedded: Option<RunningEngine>,
+    state_file: String,
+}
+
+/// Starts the embedded engine, from its snapshot file when one is configured and exists.
+async fn start_embedded(state_file: &str) -> anyhow::Result<RunningEngine> {
+    let engine = match std::fs::read(state_file) {
+        Ok(bytes) if !state_file.is_empty() => CqlEngine::from_state(&bytes)
+            .with_context(|| format!("cql.embedded_state_file {state_file}"))?,
+        _ => CqlEngine::new(),
+    };
+    let running = engine.start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    tracing::info!(addr = %running.local_addr(), "started the embedded CQL engine");
+    Ok(running)
+}
+
+/// Connects to the cluster and creates the keyspace and tables if missing.
+pub async fn connect(
+    settings: &Settings,
+    nodes: &[String],
+    embedded: bool,
+) -> anyhow::Result<Session> {
+    let session = SessionBuilder::new()
+        .known_nodes(nodes)
+        // The embedded engine has no peers, so the driver's schema-agreement check would fail.
+        .auto_await_schema_agreement(!embedded)
+        .connection_timeout(Duration::from_millis(settings.cql.request_timeout_ms))
+        .build()
+        .await
+        .with_context(|| format!("cannot connect to CQL at {}", nodes.join(",")))?;
+    let replication = settings.cql.replication().map_err(anyhow::Error::msg)?;
+    for ddl in crate::schema::statements(&settings.cql.keyspace, &replication) {
+        session
+            .query_unpaged(ddl, ())
+            .await
+            .context("cannot create the schema")?;
+    }
+    Ok(session)
+}
+
+impl Application {
+    /// Connects (or starts the embedded engine), prepares, binds (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.cql.validate().map_err(anyhow::Error::msg)?;
+        let mut nodes = settings.cql.contact_points();
+        let embedded = if nodes.is_empty() {
+            let running = start_embedded(&settings.cql.embedded_state_file).await?;
+            nodes.push(running.local_addr().to_string());
+            Some(running)
+        } else {
+            None
+        };
+        let session = Arc::new(connect(&settings, &nodes, embedded.is_some()).await?);
+        let store = SongStore::prepare(session, &settings.cql.keyspace).await?;
+
+        let redis = Redis::connect(&settings.redis).map_err(anyhow::Error::msg)?;
+        if !redis.wait_connected(Duration::from_secs(1)).await {
+            tracing::warn!("Redis is not reachable; running without cache until it is");
+        }
+        let cache = JsonCache::new(
+            redis,
+            Duration::from_secs(settings.cache.song_ttl_secs),
+            Duration::from_secs(settings.cache.missing_ttl_secs),
+        );
+        let verifier = web::Data::new(Verifier::from_jwks_url(settings.auth.jwks_url.clone()));
+        let state = web::Data::new(AppState {
+            ids: IdGenerator::new(settings.ids.worker_id).map_err(anyhow::Error::msg)?,
+            store: store.clone(),
+            cache,
+            settings: settings.clone(),
+        });
+
+        let metrics = shared::metrics::middleware("player").map_err(anyhow::Error::msg)?;
+        let ready: shared::health::ReadyCheck = Arc::new(move || {
+            let store = store.clone();
+            Box::pin(async move { store.ping().await.map_err(|e| format!("cql: {e}")) })
+        });
+        let server_settings = settings.server.clone();
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{}",
+                    settings.server.host, settings.server.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(shared::http::json_errors))
+                .wrap(from_fn(shared::telemetry::request_id_header))
+                .wrap(shared::telemetry::request_tracing())
+                .wrap(metrics.clone())
+                .app_data(state.clone())
+                .app_data(verifier.clone())
+                .configure(|cfg| shared::http::configure(cfg, &server_settings, ready.clone()))
+                .configure(crate::routes::configure)
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Self {
+            port,
+            server: server.run(),
+            embedded,
+            state_file: settings.cql.embedded_state_file.clone(),
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The embedded engine, when the player started one.
+    pub fn embedded(&self) -> Option<&RunningEngine> {
+        self.embedded.as_ref()
+    }
+
+    /// Serves until SIGTERM/SIGINT, drains, then saves the embedded engine's snapshot.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        shared::shutdown::run_until_stopped(self.server).await?;
+        if let Some(engine) = self.embedded {
+            if !self.state_file.is_empty() {
+                let tmp = format!("{}.tmp", self.state_file);
+                std::fs::write(&tmp, engine.save_state())
+                    .and_then(|()| std::fs::rename(&tmp, &self.state_file))
+                    .with_context(|| format!("cannot save {}", self.state_file))?;
+                tracing::info!(file = %self.state_file, "saved the embedded CQL engine");
+            }
+            engine.shutdown().await;
+        }
+        Ok(())
+    }
+
+    /// The server and the engine handle (tests spawn the server and keep the engine alive).
+    pub fn into_parts(self) -> (Server, Option<RunningEngine>) {
+        (self.server, self.embedded)
+    }
+}

@@ -1,0 +1,261 @@
+//! Every CQL statement of the player service, prepared once at start-up.
+//!
+//! A song is written to each query table it belongs to (`songs`, `public_songs` when public,
+//! `songs_by_user`) with complete values; no statement relies on batch atomicity, NULL binding,
+//! counters or lightweight transactions (see `schema.rs`).
+
+use std::sync::Arc;
+
+use scylla::DeserializeRow;
+use scylla::client::session::Session;
+use scylla::response::{PagingState, PagingStateResponse};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+
+/// A stored song, as every song table holds it.
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeRow)]
+pub struct SongRow {
+    pub id: i64,
+    pub title: String,
+    pub description: String,
+    pub user_id: i64,
+    pub username: String,
+    pub genre: String,
+    /// JSON array of strings.
+    pub tag_list: String,
+    pub duration_ms: i64,
+    pub artwork_url: String,
+    pub stream_url: String,
+    pub waveform_url: String,
+    pub sharing: String,
+    pub created_at: CqlTimestamp,
+    pub updated_at: CqlTimestamp,
+}
+
+const COLUMNS: &str = "id, title, description, user_id, username, genre, tag_list, duration_ms, \
+                       artwork_url, stream_url, waveform_url, sharing, created_at, updated_at";
+
+/// A storage failure: the cluster could not be reached or refused the statement.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// One page of rows and the cursor of the next page, if any.
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub next: Option<Vec<u8>>,
+}
+
+struct Statements {
+    insert_song: PreparedStatement,
+    insert_public: PreparedStatement,
+    insert_by_user: PreparedStatement,
+    get_song: PreparedStatement,
+    delete_song: PreparedStatement,
+    delete_public: PreparedStatement,
+    delete_by_user: PreparedStatement,
+    list_public: PreparedStatement,
+    list_by_user: PreparedStatement,
+}
+
+/// The songs store.
+#[derive(Clone)]
+pub struct SongStore {
+    session: Arc<Session>,
+    stmts: Arc<Statements>,
+}
+
+impl SongStore {
+    /// Prepares every statement against `keyspace` (whose tables must exist).
+    pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
+        let prep = |cql: String| {
+            let session = session.clone();
+            async move { session.prepare(cql).await.map_err(err) }
+        };
+        let ks = keyspace;
+        let insert = |table: &str| {
+            format!(
+                "INSERT INTO {ks}.{table} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )
+        };
+        let stmts = Statements {
+            insert_song: prep(insert("songs")).await?,
+            insert_public: prep(insert("public_songs")).await?,
+            insert_by_user: prep(format!(
+                "INSERT INTO {ks}.songs_by_user (neg_created_ms, {COLUMNS}) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            get_song: prep(format!("SELECT {COLUMNS} FROM {ks}.songs WHERE id = ?")).await?,
+            delete_song: prep(format!("DELETE FROM {ks}.songs WHERE id = ?")).await?,
+            delete_public: prep(format!("DELETE FROM {ks}.public_songs WHERE id = ?")).await?,
+            delete_by_user: prep(format!(
+                "DELETE FROM {ks}.songs_by_user WHERE user_id = ? AND neg_created_ms = ? AND id = ?"
+            ))
+            .await?,
+            list_public: prep(format!("SELECT {COLUMNS} FROM {ks}.public_songs")).await?,
+            list_by_user: prep(format!(
+                "SELECT {COLUMNS} FROM {ks}.songs_by_user WHERE user_id = ?"
+            ))
+            .await?,
+        };
+        Ok(Self {
+            session,
+            stmts: Arc::new(stmts),
+        })
+    }
+
+    /// A song by id.
+    pub async fn get(&self, id: i64) -> Result<Option<SongRow>, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.stmts.get_song, (id,))
+            .await
+            .map_err(err)?;
+        let rows = result.into_rows_result().map_err(err)?;
+        rows.maybe_first_row::<SongRow>().map_err(err)
+    }
+
+    /// Writes `song` to every table it belongs to; `previous` (for an update) is removed from the
+    /// tables it no longer belongs to.
+    pub async fn put(&self, song: &SongRow, previous: Option<&SongRow>) -> Result<(), StoreError> {
+        let s = song;
+        let values = (
+            s.id,
+            &s.title,
+            &s.description,
+            s.user_id,
+            &s.username,
+            &s.genre,
+            &s.tag_list,
+            s.duration_ms,
+            &s.artwork_url,
+            &s.stream_url,
+            &s.waveform_url,
+            &s.sharing,
+            s.created_at,
+            s.updated_at,
+        );
+        // The lists first, the main row last: a reader that finds the song by id finds it listed.
+        self.session
+            .execute_unpaged(
+                &self.stmts.insert_by_user,
+                (
+                    -s.created_at.0,
+                    s.id,
+                    &s.title,
+                    &s.description,
+                    s.user_id,
+                    &s.username,
+                    &s.genre,
+                    &s.tag_list,
+                    s.duration_ms,
+                    &s.artwork_url,
+                    &s.stream_url,
+                    &s.waveform_url,
+                    &s.sharing,
+                    s.created_at,
+                    s.updated_at,
+                ),
+            )
+            .await
+            .map_err(err)?;
+        if s.sharing == "public" {
+            self.session
+                .execute_unpaged(&self.stmts.insert_public, values)
+                .await
+                .map_err(err)?;
+        } else if previous.is_some_and(|p| p.sharing == "public") {
+            self.session
+                .execute_unpaged(&self.stmts.delete_public, (s.id,))
+                .await
+                .map_err(err)?;
+        }
+        self.session
+            .execute_unpaged(&self.stmts.insert_song, values)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Removes a song from every table.
+    pub async fn delete(&self, song: &SongRow) -> Result<(), StoreError> {
+        // The main row first: once it is gone the song is gone for readers, whatever follows.
+        self.session
+            .execute_unpaged(&self.stmts.delete_song, (song.id,))
+            .await
+            .map_err(err)?;
+        self.session
+            .execute_unpaged(&self.stmts.delete_public, (song.id,))
+            .await
+            .map_err(err)?;
+        self.session
+            .execute_unpaged(
+                &self.stmts.delete_by_user,
+                (song.user_id, -song.created_at.0, song.id),
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// A page of every public song, in storage order; `cursor` from the previous page.
+    pub async fn public_page(
+        &self,
+        cursor: Option<&[u8]>,
+        limit: i32,
+    ) -> Result<Page<SongRow>, StoreError> {
+        self.page(&self.stmts.list_public, (), cursor, limit).await
+    }
+
+    /// A page of one user's songs, newest first.
+    pub async fn user_page(
+        &self,
+        user_id: i64,
+        cursor: Option<&[u8]>,
+        limit: i32,
+    ) -> Result<Page<SongRow>, StoreError> {
+        self.page(&self.stmts.list_by_user, (user_id,), cursor, limit)
+            .await
+    }
+
+    async fn page(
+        &self,
+        stmt: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+        cursor: Option<&[u8]>,
+        limit: i32,
+    ) -> Result<Page<SongRow>, StoreError> {
+        let mut stmt = stmt.clone();
+        stmt.set_page_size(limit);
+        let state = cursor.map_or_else(PagingState::start, PagingState::new_from_raw_bytes);
+        let (result, paging) = self
+            .session
+            .execute_single_page(&stmt, values, state)
+            .await
+            .map_err(err)?;
+        let rows = result
+            .into_rows_result()
+            .map_err(err)?
+            .rows::<SongRow>()
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let next = match paging {
+            PagingStateResponse::HasMorePages { state } => {
+                state.as_bytes_slice().map(|b| b.to_vec())
+            }
+            PagingStateResponse::NoMorePages => None,
+        };
+        Ok(Page { rows, next })
+    }
+
+    /// Whether the cluster answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.get(0).await.map(|_| ())
+    }
+}

@@ -34,6 +34,9 @@ pub struct CqlSettings {
     /// The embedded engine's snapshot: loaded at start, saved at shutdown (empty: in memory only).
     pub embedded_state_file: String,
     pub request_timeout_ms: u64,
+    /// Wait for schema agreement after DDL. A real cluster wants it; the embedded engine served
+    /// as its own process (the local stack) has no peers to agree with, so set it to `false` there.
+    pub await_schema_agreement: bool,
 }
 
 impl CqlSettings {
@@ -149,6 +152,7 @@ replication_factor = 1
 datacenters = ""
 embedded_state_file = ""
 request_timeout_ms = 2000
+await_schema_agreement = true
 
 [redis]
 url = "redis://127.0.0.1:6379/0"

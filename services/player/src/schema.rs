@@ -60,11 +60,13 @@ const SONG_LIKES: &str = "CREATE TABLE IF NOT EXISTS {ks}.song_likes (
     song_id bigint, user_id bigint, liked_ms bigint,
     PRIMARY KEY ((song_id, user_id)))";
 
-/// Who likes a song (its row count is the song's like count). Two clustering columns, so a row is
-/// deleted by its full key (equality on a lone clustering column misbehaves on the embedded engine).
+/// Who likes a song; its row count is the song's like count. The key is derived from the user
+/// alone (`user_bucket = user_id % 16`), so concurrent likes by one user upsert the same row and
+/// can never count twice. Two clustering columns, so a row is deleted by its full key (equality on
+/// a lone clustering column misbehaves on the embedded engine).
 const LIKES_BY_SONG: &str = "CREATE TABLE IF NOT EXISTS {ks}.likes_by_song (
-    song_id bigint, liked_ms bigint, user_id bigint,
-    PRIMARY KEY ((song_id), liked_ms, user_id))";
+    song_id bigint, user_bucket bigint, user_id bigint,
+    PRIMARY KEY ((song_id), user_bucket, user_id))";
 
 /// A user's likes, newest first: `GET /users/{id}/likes`.
 const LIKES_BY_USER: &str = "CREATE TABLE IF NOT EXISTS {ks}.likes_by_user (

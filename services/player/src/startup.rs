@@ -24,6 +24,7 @@ pub struct AppState {
     pub store: SongStore,
     pub cache: JsonCache,
     pub ids: IdGenerator,
+    pub plays: crate::plays::PlayCounter,
     pub settings: Settings,
 }
 
@@ -56,7 +57,7 @@ pub async fn connect(
     let session = SessionBuilder::new()
         .known_nodes(nodes)
         // The embedded engine has no peers, so the driver's schema-agreement check would fail.
-        .auto_await_schema_agreement(!embedded)
+        .auto_await_schema_agreement(!embedded && settings.cql.await_schema_agreement)
         .connection_timeout(Duration::from_millis(settings.cql.request_timeout_ms))
         .build()
         .await
@@ -98,6 +99,7 @@ impl Application {
         let verifier = web::Data::new(Verifier::from_jwks_url(settings.auth.jwks_url.clone()));
         let state = web::Data::new(AppState {
             ids: IdGenerator::new(settings.ids.worker_id).map_err(anyhow::Error::msg)?,
+            plays: crate::plays::PlayCounter::new(settings.ids.worker_id),
             store: store.clone(),
             cache,
             settings: settings.clone(),

@@ -60,6 +60,23 @@ struct Statements {
     delete_by_user: PreparedStatement,
     list_public: PreparedStatement,
     list_by_user: PreparedStatement,
+    get_like: PreparedStatement,
+    insert_like: PreparedStatement,
+    insert_like_by_song: PreparedStatement,
+    insert_like_by_user: PreparedStatement,
+    delete_like: PreparedStatement,
+    delete_like_by_song: PreparedStatement,
+    delete_like_by_user: PreparedStatement,
+    likes_of_song: PreparedStatement,
+    likes_of_user: PreparedStatement,
+    play_rows: PreparedStatement,
+    put_play_row: PreparedStatement,
+    delete_plays: PreparedStatement,
+}
+
+/// Rows of `likes_by_song` a user's like lives in (derived from the user alone).
+fn user_bucket(user_id: i64) -> i64 {
+    user_id.rem_euclid(16)
 }
 
 /// The songs store.
@@ -102,6 +119,47 @@ impl SongStore {
                 "SELECT {COLUMNS} FROM {ks}.songs_by_user WHERE user_id = ?"
             ))
             .await?,
+            get_like: prep(format!(
+                "SELECT liked_ms FROM {ks}.song_likes WHERE song_id = ? AND user_id = ?"
+            ))
+            .await?,
+            insert_like: prep(format!(
+                "INSERT INTO {ks}.song_likes (song_id, user_id, liked_ms) VALUES (?, ?, ?)"
+            ))
+            .await?,
+            insert_like_by_song: prep(format!(
+                "INSERT INTO {ks}.likes_by_song (song_id, user_bucket, user_id) VALUES (?, ?, ?)"
+            ))
+            .await?,
+            insert_like_by_user: prep(format!(
+                "INSERT INTO {ks}.likes_by_user (user_id, neg_liked_ms, song_id) VALUES (?, ?, ?)"
+            ))
+            .await?,
+            delete_like: prep(format!(
+                "DELETE FROM {ks}.song_likes WHERE song_id = ? AND user_id = ?"
+            ))
+            .await?,
+            delete_like_by_song: prep(format!(
+                "DELETE FROM {ks}.likes_by_song WHERE song_id = ? AND user_bucket = ? AND user_id = ?"
+            ))
+            .await?,
+            delete_like_by_user: prep(format!(
+                "DELETE FROM {ks}.likes_by_user WHERE user_id = ? AND neg_liked_ms = ? AND song_id = ?"
+            ))
+            .await?,
+            likes_of_song: prep(format!("SELECT user_id FROM {ks}.likes_by_song WHERE song_id = ?"))
+                .await?,
+            likes_of_user: prep(format!(
+                "SELECT neg_liked_ms, song_id FROM {ks}.likes_by_user WHERE user_id = ?"
+            ))
+            .await?,
+            play_rows: prep(format!("SELECT writer_id, plays FROM {ks}.play_counts WHERE song_id = ?"))
+                .await?,
+            put_play_row: prep(format!(
+                "INSERT INTO {ks}.play_counts (song_id, writer_id, plays) VALUES (?, ?, ?)"
+            ))
+            .await?,
+            delete_plays: prep(format!("DELETE FROM {ks}.play_counts WHERE song_id = ?")).await?,
         };
         Ok(Self {
             session,
@@ -182,11 +240,20 @@ impl SongStore {
         Ok(())
     }
 
-    /// Removes a song from every table.
+    /// Removes a song from every table, with its likes and plays.
     pub async fn delete(&self, song: &SongRow) -> Result<(), StoreError> {
         // The main row first: once it is gone the song is gone for readers, whatever follows.
         self.session
             .execute_unpaged(&self.stmts.delete_song, (song.id,))
+            .await
+            .map_err(err)?;
+        for user in self.likers(song.id).await? {
+            if let Some(ms) = self.like_of(song.id, user).await? {
+                self.remove_like(song.id, user, ms).await?;
+            }
+        }
+        self.session
+            .execute_unpaged(&self.stmts.delete_plays, (song.id,))
             .await
             .map_err(err)?;
         self.session
@@ -230,6 +297,19 @@ impl SongStore {
         cursor: Option<&[u8]>,
         limit: i32,
     ) -> Result<Page<SongRow>, StoreError> {
+        self.page_of::<SongRow>(stmt, values, cursor, limit).await
+    }
+
+    async fn page_of<R>(
+        &self,
+        stmt: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+        cursor: Option<&[u8]>,
+        limit: i32,
+    ) -> Result<Page<R>, StoreError>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
         let mut stmt = stmt.clone();
         stmt.set_page_size(limit);
         let state = cursor.map_or_else(PagingState::start, PagingState::new_from_raw_bytes);
@@ -241,7 +321,7 @@ impl SongStore {
         let rows = result
             .into_rows_result()
             .map_err(err)?
-            .rows::<SongRow>()
+            .rows::<R>()
             .map_err(err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
@@ -252,6 +332,124 @@ impl SongStore {
             PagingStateResponse::NoMorePages => None,
         };
         Ok(Page { rows, next })
+    }
+
+    /// When `user` liked `song` (milliseconds), if they do.
+    pub async fn like_of(&self, song: i64, user: i64) -> Result<Option<i64>, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.stmts.get_like, (song, user))
+            .await
+            .map_err(err)?;
+        let rows = result.into_rows_result().map_err(err)?;
+        Ok(rows
+            .maybe_first_row::<(i64,)>()
+            .map_err(err)?
+            .map(|(ms,)| ms))
+    }
+
+    /// Records a like (the membership row last: it is what makes the like count as existing).
+    pub async fn add_like(&self, song: i64, user: i64, liked_ms: i64) -> Result<(), StoreError> {
+        let s = &self.session;
+        s.execute_unpaged(&self.stmts.insert_like_by_user, (user, -liked_ms, song))
+            .await
+            .map_err(err)?;
+        s.execute_unpaged(
+            &self.stmts.insert_like_by_song,
+            (song, user_bucket(user), user),
+        )
+        .await
+        .map_err(err)?;
+        s.execute_unpaged(&self.stmts.insert_like, (song, user, liked_ms))
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Removes a like recorded at `liked_ms` (the membership row first).
+    pub async fn remove_like(&self, song: i64, user: i64, liked_ms: i64) -> Result<(), StoreError> {
+        let s = &self.session;
+        s.execute_unpaged(&self.stmts.delete_like, (song, user))
+            .await
+            .map_err(err)?;
+        s.execute_unpaged(
+            &self.stmts.delete_like_by_song,
+            (song, user_bucket(user), user),
+        )
+        .await
+        .map_err(err)?;
+        s.execute_unpaged(&self.stmts.delete_like_by_user, (user, -liked_ms, song))
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// How many users like `song`: the rows of its `likes_by_song` partition.
+    pub async fn likes_count(&self, song: i64) -> Result<i64, StoreError> {
+        Ok(self.likers(song).await?.len() as i64)
+    }
+
+    /// Every user who likes `song`.
+    async fn likers(&self, song: i64) -> Result<Vec<i64>, StoreError> {
+        use futures::TryStreamExt;
+        let mut stmt = self.stmts.likes_of_song.clone();
+        stmt.set_page_size(5000);
+        let rows = self
+            .session
+            .execute_iter(stmt, (song,))
+            .await
+            .map_err(err)?;
+        let mut stream = rows.rows_stream::<(i64,)>().map_err(err)?;
+        let mut users = Vec::new();
+        while let Some((user,)) = stream.try_next().await.map_err(err)? {
+            users.push(user);
+        }
+        Ok(users)
+    }
+
+    /// A page of `(liked_ms, song_id)` of a user's likes, newest first.
+    pub async fn likes_page(
+        &self,
+        user: i64,
+        cursor: Option<&[u8]>,
+        limit: i32,
+    ) -> Result<Page<(i64, i64)>, StoreError> {
+        let page = self
+            .page_of::<(i64, i64)>(&self.stmts.likes_of_user, (user,), cursor, limit)
+            .await?;
+        Ok(Page {
+            rows: page
+                .rows
+                .into_iter()
+                .map(|(neg, song)| (-neg, song))
+                .collect(),
+            next: page.next,
+        })
+    }
+
+    /// Every writer's play count of `song`.
+    pub async fn play_rows(&self, song: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.stmts.play_rows, (song,))
+            .await
+            .map_err(err)?;
+        result
+            .into_rows_result()
+            .map_err(err)?
+            .rows::<(i64, i64)>()
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)
+    }
+
+    /// Writes this writer's play count of `song`.
+    pub async fn put_plays(&self, song: i64, writer: i64, plays: i64) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.stmts.put_play_row, (song, writer, plays))
+            .await
+            .map_err(err)?;
+        Ok(())
     }
 
     /// Whether the cluster answers (readiness).

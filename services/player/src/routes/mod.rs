@@ -2,6 +2,7 @@
 
 use actix_web::web;
 
+pub mod likes;
 pub mod songs;
 
 /// Registers every route of the player service.
@@ -17,5 +18,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::put().to(songs::update))
             .route(web::delete().to(songs::delete)),
     )
-    .route("/users/{id}/songs", web::get().to(songs::by_user));
+    .service(
+        web::resource("/songs/{id}/likes")
+            .route(web::put().to(likes::like))
+            .route(web::delete().to(likes::unlike)),
+    )
+    .route("/songs/{id}/plays", web::post().to(likes::play))
+    .route("/users/{id}/songs", web::get().to(songs::by_user))
+    .route("/users/{id}/likes", web::get().to(likes::of_user));
 }

@@ -88,7 +88,7 @@ struct Visibility {
     sharing: Sharing,
 }
 
-fn viewer(auth: &MaybeAuthenticated) -> Result<Option<i64>, PlayerError> {
+pub fn viewer(auth: &MaybeAuthenticated) -> Result<Option<i64>, PlayerError> {
     auth.0
         .as_ref()
         .map(|c| c.user_id())
@@ -98,6 +98,85 @@ fn viewer(auth: &MaybeAuthenticated) -> Result<Option<i64>, PlayerError> {
 
 fn song_key(id: i64) -> String {
     format!("song:{id}")
+}
+
+/// Cache keys of a song's like and play counts (kept apart from the song, so a play does not
+/// evict the song itself).
+pub fn likes_key(id: i64) -> String {
+    format!("song:{id}:likes")
+}
+
+pub fn plays_key(id: i64) -> String {
+    format!("song:{id}:plays")
+}
+
+async fn cached_count<F>(state: &AppState, key: String, load: F) -> Result<i64, PlayerError>
+where
+    F: std::future::Future<Output = Result<i64, crate::store::StoreError>>,
+{
+    let cached = state
+        .cache
+        .get_or_load(&key, || async { Ok::<_, PlayerError>(Some(load.await?)) })
+        .await?;
+    Ok(match cached {
+        Cached::Found(n) => n.parse().unwrap_or(0),
+        Cached::Missing => 0,
+    })
+}
+
+/// The song's JSON with `playback_count` and `likes_count` added.
+pub async fn with_counts(state: &AppState, id: i64, json: &str) -> Result<String, PlayerError> {
+    let (likes, plays) = futures::try_join!(
+        cached_count(state, likes_key(id), state.store.likes_count(id)),
+        cached_count(state, plays_key(id), crate::plays::total(&state.store, id)),
+    )?;
+    let body = json.trim_end().strip_suffix('}').unwrap_or(json);
+    Ok(format!(
+        "{body},\"playback_count\":{plays},\"likes_count\":{likes}}}"
+    ))
+}
+
+/// A stored song rendered with its counts.
+pub async fn render(state: &AppState, row: &SongRow) -> Result<String, PlayerError> {
+    let json = serde_json::to_string(&Song::from(row)).unwrap_or_else(|_| "{}".into());
+    with_counts(state, row.id, &json).await
+}
+
+/// Renders rows as a page in SoundCloud's shape.
+pub async fn render_page(
+    state: &AppState,
+    rows: &[SongRow],
+    next_href: Option<String>,
+) -> Result<HttpResponse, PlayerError> {
+    let items = futures::future::try_join_all(rows.iter().map(|r| render(state, r))).await?;
+    let next = serde_json::to_string(&next_href).unwrap_or_else(|_| "null".into());
+    Ok(shared::http::json_text(format!(
+        "{{\"collection\":[{}],\"next_href\":{next}}}",
+        items.join(",")
+    )))
+}
+
+/// The song's cached JSON if `viewer` may see it (private songs only for their uploader).
+pub async fn visible_json(
+    state: &AppState,
+    viewer: Option<i64>,
+    id: i64,
+) -> Result<(String, Sharing), PlayerError> {
+    let cached = state
+        .cache
+        .get_or_load(&song_key(id), || async {
+            Ok::<_, PlayerError>(state.store.get(id).await?.as_ref().map(Song::from))
+        })
+        .await?;
+    let Cached::Found(json) = cached else {
+        return Err(PlayerError::NotFound("song"));
+    };
+    let visible: Visibility =
+        serde_json::from_str(&json).map_err(|_| PlayerError::NotFound("song"))?;
+    if visible.sharing == Sharing::Private && viewer != Some(visible.user.id) {
+        return Err(PlayerError::NotFound("song"));
+    }
+    Ok((json, visible.sharing))
 }
 
 /// `POST /songs` and `PUT /songs/{id}` bodies; on update, absent fields stay as they are.
@@ -176,38 +255,30 @@ pub async fn create(
     apply(&mut row, input)?;
     state.store.put(&row, None).await?;
     state.cache.invalidate(&[song_key(row.id)]).await;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/songs/{}", row.id)))
-        .json(Song::from(&row)))
+    let body = render(&state, &row).await?;
+    let mut res = shared::http::json_text(body);
+    *res.status_mut() = actix_web::http::StatusCode::CREATED;
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&format!("/songs/{}", row.id)) {
+        res.headers_mut()
+            .insert(actix_web::http::header::LOCATION, v);
+    }
+    Ok(res)
 }
 
-/// One song. Private songs are visible only to their uploader (others get 404).
+/// One song, with its counts. Private songs are visible only to their uploader (others get 404).
 pub async fn get(
     state: web::Data<AppState>,
     auth: MaybeAuthenticated,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PlayerError> {
     let id = id.into_inner();
-    let cached = state
-        .cache
-        .get_or_load(&song_key(id), || async {
-            Ok::<_, PlayerError>(state.store.get(id).await?.as_ref().map(Song::from))
-        })
-        .await?;
-    let Cached::Found(json) = cached else {
-        return Err(PlayerError::NotFound("song"));
-    };
-    let visible: Visibility =
-        serde_json::from_str(&json).map_err(|_| PlayerError::NotFound("song"))?;
-    if visible.sharing == Sharing::Private && viewer(&auth)? != Some(visible.user.id) {
-        return Err(PlayerError::NotFound("song"));
-    }
-    let cache_control = if visible.sharing == Sharing::Private {
+    let (json, sharing) = visible_json(&state, viewer(&auth)?, id).await?;
+    let cache_control = if sharing == Sharing::Private {
         "private, no-store"
     } else {
         "public, max-age=5"
     };
-    let mut res = shared::http::json_text(json);
+    let mut res = shared::http::json_text(with_counts(&state, id, &json).await?);
     res.headers_mut().insert(
         actix_web::http::header::CACHE_CONTROL,
         actix_web::http::header::HeaderValue::from_static(cache_control),
@@ -250,7 +321,7 @@ pub async fn update(
     row.updated_at = now();
     state.store.put(&row, Some(&previous)).await?;
     state.cache.invalidate(&[song_key(row.id)]).await;
-    Ok(HttpResponse::Ok().json(Song::from(&row)))
+    Ok(shared::http::json_text(render(&state, &row).await?))
 }
 
 /// Deletes a song from every table (uploader only).
@@ -261,7 +332,11 @@ pub async fn delete(
 ) -> Result<HttpResponse, PlayerError> {
     let row = owned_song(&state, &auth, id.into_inner()).await?;
     state.store.delete(&row).await?;
-    state.cache.invalidate(&[song_key(row.id)]).await;
+    state.plays.forget(row.id);
+    state
+        .cache
+        .invalidate(&[song_key(row.id), likes_key(row.id), plays_key(row.id)])
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -271,13 +346,7 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct SongPage {
-    collection: Vec<Song>,
-    next_href: Option<String>,
-}
-
-fn page_params(q: &PageQuery) -> Result<(i32, Option<Vec<u8>>), PlayerError> {
+pub fn page_params(q: &PageQuery) -> Result<(i32, Option<Vec<u8>>), PlayerError> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit < 1 {
         return Err(
@@ -297,7 +366,7 @@ fn page_params(q: &PageQuery) -> Result<(i32, Option<Vec<u8>>), PlayerError> {
     Ok((limit.min(MAX_LIMIT), cursor))
 }
 
-fn next_href(
+pub fn next_href(
     state: &AppState,
     req: &HttpRequest,
     limit: i32,
@@ -325,15 +394,16 @@ pub async fn list(
         .public_page(cursor.as_deref(), limit)
         .await
         .map_err(|e| bad_cursor(e, cursor.is_some()))?;
-    let collection = page.rows.iter().map(Song::from).collect();
-    Ok(HttpResponse::Ok().json(SongPage {
-        collection,
-        next_href: next_href(&state, &req, limit, page.next),
-    }))
+    render_page(
+        &state,
+        &page.rows,
+        next_href(&state, &req, limit, page.next),
+    )
+    .await
 }
 
 /// A forged cursor makes the cluster refuse the paging state: that is the client's error.
-fn bad_cursor(e: crate::store::StoreError, had_cursor: bool) -> PlayerError {
+pub fn bad_cursor(e: crate::store::StoreError, had_cursor: bool) -> PlayerError {
     if had_cursor {
         HttpError::bad_request("invalid_cursor", "the cursor is not valid")
             .field("cursor")
@@ -359,14 +429,10 @@ pub async fn by_user(
         .user_page(user, cursor.as_deref(), limit)
         .await
         .map_err(|e| bad_cursor(e, cursor.is_some()))?;
-    let collection = page
+    let rows: Vec<SongRow> = page
         .rows
-        .iter()
+        .into_iter()
         .filter(|r| own || r.sharing == "public")
-        .map(Song::from)
         .collect();
-    Ok(HttpResponse::Ok().json(SongPage {
-        collection,
-        next_href: next_href(&state, &req, limit, page.next),
-    }))
+    render_page(&state, &rows, next_href(&state, &req, limit, page.next)).await
 }

@@ -162,6 +162,31 @@ impl JsonCache {
         result
     }
 
+    /// Several keys in one round trip: `Some` for each key cached, `None` for a miss, a
+    /// tombstone, or Redis being away. Callers load the misses through [`Self::get_or_load`].
+    pub async fn get_many(&self, keys: &[String]) -> Vec<Option<Cached>> {
+        if !self.redis.is_up() || keys.is_empty() {
+            return vec![None; keys.len()];
+        }
+        let full: Vec<String> = keys.iter().map(|k| self.redis.key(k)).collect();
+        match self.redis.client.mget::<Vec<Option<String>>, _>(full).await {
+            Ok(values) if values.len() == keys.len() => values
+                .into_iter()
+                .map(|v| match v {
+                    Some(v) if v == TOMBSTONE => None,
+                    Some(v) if v == MISSING_MARK => Some(Cached::Missing),
+                    Some(v) => Some(Cached::Found(v)),
+                    None => None,
+                })
+                .collect(),
+            Ok(_) => vec![None; keys.len()],
+            Err(e) => {
+                tracing::warn!(error = %e, "cache read failed");
+                vec![None; keys.len()]
+            }
+        }
+    }
+
     /// Drops the in-flight entry for `key` if it is still `cell`, so the next miss loads afresh.
     fn forget_load(&self, key: &str, cell: &Arc<OnceCell<Cached>>) {
         let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());

@@ -130,10 +130,23 @@ pub async fn with_counts(state: &AppState, id: i64, json: &str) -> Result<String
         cached_count(state, likes_key(id), state.store.likes_count(id)),
         cached_count(state, plays_key(id), crate::plays::total(&state.store, id)),
     )?;
+    Ok(splice_counts(json, &plays.to_string(), &likes.to_string()))
+}
+
+/// Adds the counts to a song's JSON object.
+fn splice_counts(json: &str, plays: &str, likes: &str) -> String {
     let body = json.trim_end().strip_suffix('}').unwrap_or(json);
-    Ok(format!(
-        "{body},\"playback_count\":{plays},\"likes_count\":{likes}}}"
-    ))
+    format!("{body},\"playback_count\":{plays},\"likes_count\":{likes}}}")
+}
+
+/// The song's sharing if `viewer` may see it; 404 otherwise.
+fn check_visible(json: &str, viewer: Option<i64>) -> Result<Sharing, PlayerError> {
+    let visible: Visibility =
+        serde_json::from_str(json).map_err(|_| PlayerError::NotFound("song"))?;
+    if visible.sharing == Sharing::Private && viewer != Some(visible.user.id) {
+        return Err(PlayerError::NotFound("song"));
+    }
+    Ok(visible.sharing)
 }
 
 /// A stored song rendered with its counts.
@@ -171,12 +184,8 @@ pub async fn visible_json(
     let Cached::Found(json) = cached else {
         return Err(PlayerError::NotFound("song"));
     };
-    let visible: Visibility =
-        serde_json::from_str(&json).map_err(|_| PlayerError::NotFound("song"))?;
-    if visible.sharing == Sharing::Private && viewer != Some(visible.user.id) {
-        return Err(PlayerError::NotFound("song"));
-    }
-    Ok((json, visible.sharing))
+    let sharing = check_visible(&json, viewer)?;
+    Ok((json, sharing))
 }
 
 /// `POST /songs` and `PUT /songs/{id}` bodies; on update, absent fields stay as they are.
@@ -272,13 +281,33 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PlayerError> {
     let id = id.into_inner();
-    let (json, sharing) = visible_json(&state, viewer(&auth)?, id).await?;
+    let viewer = viewer(&auth)?;
+    // The hot path: the song and both counts in one Redis round trip.
+    let hits = state
+        .cache
+        .get_many(&[song_key(id), likes_key(id), plays_key(id)])
+        .await;
+    let (json, sharing) = match &hits[..] {
+        [
+            Some(Cached::Found(song)),
+            Some(Cached::Found(likes)),
+            Some(Cached::Found(plays)),
+        ] => {
+            let sharing = check_visible(song, viewer)?;
+            (splice_counts(song, plays, likes), sharing)
+        }
+        [Some(Cached::Missing), _, _] => return Err(PlayerError::NotFound("song")),
+        _ => {
+            let (song, sharing) = visible_json(&state, viewer, id).await?;
+            (with_counts(&state, id, &song).await?, sharing)
+        }
+    };
     let cache_control = if sharing == Sharing::Private {
         "private, no-store"
     } else {
         "public, max-age=5"
     };
-    let mut res = shared::http::json_text(with_counts(&state, id, &json).await?);
+    let mut res = shared::http::json_text(json);
     res.headers_mut().insert(
         actix_web::http::header::CACHE_CONTROL,
         actix_web::http::header::HeaderValue::from_static(cache_control),

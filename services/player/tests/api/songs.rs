@@ -339,3 +339,29 @@ async fn readiness_follows_the_cql_engine() {
         res.status()
     );
 }
+
+#[tokio::test]
+async fn with_redis_stopped_mid_test_songs_still_answer_and_stay_fresh() {
+    let mut redis = shared::test_support::OwnRedis::start();
+    let app = crate::helpers::spawn_with(|s| s.redis.url = redis.url()).await;
+    let id = app.create(1, json!({"title": "Before"})).await["id"]
+        .as_i64()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // past the write's tombstone
+    app.get(&format!("/songs/{id}")).await; // cached
+    redis.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let read: Value = app.get(&format!("/songs/{id}")).await.json().await.unwrap();
+    assert_eq!(read["title"], "Before");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "no waiting on a dead Redis"
+    );
+    assert_eq!(
+        app.update(1, id, &json!({"title": "After"})).await.status(),
+        StatusCode::OK
+    );
+    let read: Value = app.get(&format!("/songs/{id}")).await.json().await.unwrap();
+    assert_eq!(read["title"], "After");
+}

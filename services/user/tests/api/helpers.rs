@@ -1,9 +1,7 @@
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use actix_web::dev::ServerHandle;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+pub use shared::test_support::OwnRedis;
 use shared::test_support::{TestDatabase, redis_prefix};
 use user::config::Settings;
 use user::startup::Application;
@@ -228,56 +226,4 @@ pub async fn assert_error(res: Response, status: StatusCode, code: &str) -> Valu
         "message in {body}"
     );
     body
-}
-
-/// A Redis server of this test's own, on a free port, to stop mid-test.
-pub struct OwnRedis {
-    pub port: u16,
-    child: Child,
-}
-
-impl OwnRedis {
-    pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { port, child }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

@@ -87,3 +87,39 @@ impl From<crate::auth::AuthError> for actix_web::Error {
         HttpError::from(e).into()
     }
 }
+
+/// Builds the HTTP server every service runs, with the same middleware stack (metrics, request
+/// tracing, request-id header, JSON errors), body limits, extractor errors, health routes and JSON
+/// 404; `configure` adds the service's own app data and routes. Signals are left to
+/// [`crate::shutdown::run_until_stopped`], which stops gracefully on SIGTERM and SIGINT alike.
+pub fn server<F>(
+    listener: std::net::TcpListener,
+    service: &str,
+    settings: &ServerSettings,
+    ready: ReadyCheck,
+    configure: F,
+) -> Result<actix_web::dev::Server, String>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    use actix_web::middleware::from_fn;
+    let metrics = crate::metrics::middleware(service)?;
+    let server_settings = settings.clone();
+    let mut server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .wrap(from_fn(json_errors))
+            .wrap(from_fn(crate::telemetry::request_id_header))
+            .wrap(crate::telemetry::request_tracing())
+            .wrap(metrics.clone())
+            .configure(|cfg| self::configure(cfg, &server_settings, ready.clone()))
+            .configure(configure.clone())
+    })
+    .listen(listener)
+    .map_err(|e| format!("cannot serve: {e}"))?
+    .disable_signals()
+    .shutdown_timeout(settings.shutdown_timeout_secs);
+    if settings.workers > 0 {
+        server = server.workers(settings.workers);
+    }
+    Ok(server.run())
+}

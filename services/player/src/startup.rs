@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use anyhow::Context;
 use cql_engine::{CqlEngine, RunningEngine};
 use scylla::client::session::Session;
@@ -105,12 +104,10 @@ impl Application {
             settings: settings.clone(),
         });
 
-        let metrics = shared::metrics::middleware("player").map_err(anyhow::Error::msg)?;
         let ready: shared::health::ReadyCheck = Arc::new(move || {
             let store = store.clone();
             Box::pin(async move { store.ping().await.map_err(|e| format!("cql: {e}")) })
         });
-        let server_settings = settings.server.clone();
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
                 format!(
@@ -119,26 +116,15 @@ impl Application {
                 )
             })?;
         let port = listener.local_addr()?.port();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(shared::http::json_errors))
-                .wrap(from_fn(shared::telemetry::request_id_header))
-                .wrap(shared::telemetry::request_tracing())
-                .wrap(metrics.clone())
-                .app_data(state.clone())
-                .app_data(verifier.clone())
-                .configure(|cfg| shared::http::configure(cfg, &server_settings, ready.clone()))
-                .configure(crate::routes::configure)
-        })
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
+        let server =
+            shared::http::server(listener, "player", &settings.server, ready, move |cfg| {
+                cfg.app_data(state.clone()).app_data(verifier.clone());
+                crate::routes::configure(cfg);
+            })
+            .map_err(anyhow::Error::msg)?;
         Ok(Self {
             port,
-            server: server.run(),
+            server,
             embedded,
             state_file: settings.cql.embedded_state_file.clone(),
         })

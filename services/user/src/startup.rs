@@ -5,8 +5,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use shared::auth::Verifier;
@@ -67,9 +66,7 @@ impl Application {
         });
         spawn_housekeeping(state.clone());
 
-        let metrics = shared::metrics::middleware("user").map_err(anyhow::Error::msg)?;
         let ready = shared::postgres::ready_check(pool);
-        let server_settings = settings.server.clone();
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
                 format!(
@@ -78,27 +75,12 @@ impl Application {
                 )
             })?;
         let port = listener.local_addr()?.port();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(shared::http::json_errors))
-                .wrap(from_fn(shared::telemetry::request_id_header))
-                .wrap(shared::telemetry::request_tracing())
-                .wrap(metrics.clone())
-                .app_data(state.clone())
-                .app_data(verifier.clone())
-                .configure(|cfg| shared::http::configure(cfg, &server_settings, ready.clone()))
-                .configure(crate::routes::configure)
+        let server = shared::http::server(listener, "user", &settings.server, ready, move |cfg| {
+            cfg.app_data(state.clone()).app_data(verifier.clone());
+            crate::routes::configure(cfg);
         })
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
-        Ok(Self {
-            port,
-            server: server.run(),
-        })
+        .map_err(anyhow::Error::msg)?;
+        Ok(Self { port, server })
     }
 
     /// The port the server listens on.

@@ -83,9 +83,5 @@ pub async fn of_user(
         }
     }
     let next = super::songs::next_href(&state, &req, limit, page.next);
-    let next = serde_json::to_string(&next).unwrap_or_else(|_| "null".into());
-    Ok(shared::http::json_text(format!(
-        "{{\"collection\":[{}],\"next_href\":{next}}}",
-        items.join(",")
-    )))
+    Ok(super::songs::page_response(&items, next))
 }

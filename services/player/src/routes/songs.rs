@@ -162,11 +162,16 @@ pub async fn render_page(
     next_href: Option<String>,
 ) -> Result<HttpResponse, PlayerError> {
     let items = futures::future::try_join_all(rows.iter().map(|r| render(state, r))).await?;
+    Ok(page_response(&items, next_href))
+}
+
+/// `{"collection":[…],"next_href":…}` from songs already rendered as JSON.
+pub fn page_response(items: &[String], next_href: Option<String>) -> HttpResponse {
     let next = serde_json::to_string(&next_href).unwrap_or_else(|_| "null".into());
-    Ok(shared::http::json_text(format!(
+    shared::http::json_text(format!(
         "{{\"collection\":[{}],\"next_href\":{next}}}",
         items.join(",")
-    )))
+    ))
 }
 
 /// The song's cached JSON if `viewer` may see it (private songs only for their uploader).

@@ -108,7 +108,7 @@ where
     let mut server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .wrap(from_fn(json_errors))
-            .wrap(from_fn(crate::telemetry::request_id_header))
+            .wrap(from_fn(crate::telemetry::request_context))
             .wrap(crate::telemetry::request_tracing())
             .wrap(metrics.clone())
             .configure(|cfg| self::configure(cfg, &server_settings, ready.clone()))

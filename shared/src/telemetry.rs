@@ -10,6 +10,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use opentelemetry::propagation::Injector;
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -45,8 +46,6 @@ impl Drop for Telemetry {
 pub fn init(service: &str, settings: &TelemetrySettings) -> Result<Telemetry, String> {
     let filter = EnvFilter::try_new(&settings.log_level)
         .map_err(|e| format!("telemetry.log_level `{}`: {e}", settings.log_level))?;
-    let provider = tracer_provider(service, &settings.otlp_endpoint)?;
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service.to_owned()));
     let fmt = match settings.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -56,11 +55,19 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> Result<Telemetry, St
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
     };
-    // The log level filters log lines only: spans for traces are kept at INFO whatever it is, so a
-    // quiet log does not break trace propagation.
+    let provider = tracer_provider(service, &settings.otlp_endpoint)?;
+    // With an OTLP endpoint, spans for traces are recorded at INFO whatever the log level, so a quiet
+    // log does not break traces. Without one, nothing would read them: no span is recorded beyond
+    // what the log level asks for, and the caller's `traceparent` is passed on unchanged (W3C's
+    // rule for a hop that does not take part in the trace) — see [`inject_trace_context`].
+    let otel = (!settings.otlp_endpoint.is_empty()).then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(service.to_owned()))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
     tracing_subscriber::registry()
         .with(fmt.with_filter(filter))
-        .with(otel.with_filter(tracing_subscriber::filter::LevelFilter::INFO))
+        .with(otel)
         .try_init()
         .map_err(|e| format!("telemetry: {e}"))?;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
@@ -68,8 +75,7 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> Result<Telemetry, St
     Ok(Telemetry { provider })
 }
 
-/// Spans always get real trace ids (so `traceparent` propagates); they leave the process only
-/// when an OTLP endpoint is configured.
+/// The tracer provider; spans leave the process only when an OTLP endpoint is configured.
 fn tracer_provider(service: &str, endpoint: &str) -> Result<SdkTracerProvider, String> {
     let resource = Resource::builder()
         .with_service_name(service.to_owned())
@@ -136,22 +142,47 @@ pub fn request_tracing() -> TracingLogger<RootSpan> {
     TracingLogger::<RootSpan>::new()
 }
 
-/// Middleware echoing the request id as `X-Request-Id` on every response:
-/// `.wrap(actix_web::middleware::from_fn(shared::telemetry::request_id_header))`, inside
+tokio::task_local! {
+    /// The caller's trace headers, for [`inject_trace_context`] when no span of ours is recorded.
+    static INCOMING_TRACE: IncomingTrace;
+}
+
+#[derive(Clone, Default)]
+struct IncomingTrace {
+    traceparent: Option<reqwest::header::HeaderValue>,
+    tracestate: Option<reqwest::header::HeaderValue>,
+}
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+
+/// Middleware echoing the request id as `X-Request-Id` on every response and keeping the caller's
+/// trace headers for outgoing calls made while handling the request:
+/// `.wrap(actix_web::middleware::from_fn(shared::telemetry::request_context))`, inside
 /// [`request_tracing`] (i.e. wrapped *before* it).
-pub async fn request_id_header(
+pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let mut res = next.call(req).await?;
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| reqwest::header::HeaderValue::from_bytes(v.as_bytes()).ok())
+    };
+    let trace = IncomingTrace {
+        traceparent: header(TRACEPARENT),
+        tracestate: header(TRACESTATE),
+    };
+    let mut res = INCOMING_TRACE.scope(trace, next.call(req)).await?;
     if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(res)
 }
 
-/// Adds the current span's W3C `traceparent` (and `tracestate`) to outgoing request headers.
+/// Adds W3C `traceparent` (and `tracestate`) to outgoing request headers: the current span's when
+/// spans are recorded for export, otherwise the caller's, unchanged.
 pub fn inject_trace_context(headers: &mut reqwest::header::HeaderMap) {
     struct HeaderInjector<'a>(&'a mut reqwest::header::HeaderMap);
     impl Injector for HeaderInjector<'_> {
@@ -165,7 +196,23 @@ pub fn inject_trace_context(headers: &mut reqwest::header::HeaderMap) {
         }
     }
     let context = Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|p| {
-        p.inject_context(&context, &mut HeaderInjector(headers));
+    if context.span().span_context().is_valid() {
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&context, &mut HeaderInjector(headers));
+        });
+        return;
+    }
+    let _ = INCOMING_TRACE.try_with(|trace| {
+        for (name, value) in [
+            (TRACEPARENT, &trace.traceparent),
+            (TRACESTATE, &trace.tracestate),
+        ] {
+            if let Some(value) = value {
+                headers.insert(
+                    reqwest::header::HeaderName::from_static(name),
+                    value.clone(),
+                );
+            }
+        }
     });
 }

@@ -14,7 +14,7 @@ use kassandra::{
     frame::{
         FrameFlags,
         request::{Request, RequestOpcode},
-        response::{Response, error::Error},
+        response::{Response, error::Error, result::QueryResult},
     },
 };
 use tokio::{
@@ -174,7 +174,17 @@ fn respond(session: &Mutex<KassandraSession>, header: Header, body: &[u8]) -> Re
             return protocol_error("authentication is not supported".to_owned());
         }
         Request::Query(query) => crate::lock_session(session).process(query),
-        Request::Prepare(statement) => crate::lock_session(session).prepare(statement),
+        Request::Prepare(statement) => {
+            let markers = statement_texts(opcode, body)
+                .first()
+                .map_or(1, |text| bind_markers(text));
+            let id = statement_texts(opcode, body)
+                .first()
+                .map_or(0, |text| statement_id(text));
+            crate::lock_session(session)
+                .prepare_with_id(statement, id)
+                .map(|result| without_literal_binds(result, markers))
+        }
         Request::Execute(execute) => crate::lock_session(session).execute(execute),
         Request::Batch(batch) => crate::lock_session(session).process_batch(batch),
     };
@@ -244,36 +254,76 @@ fn split_i32(bytes: &[u8]) -> Option<(i32, &[u8])> {
     Some((i32::from_be_bytes(*head), rest))
 }
 
-/// Whether `statement` uses a `frozen<…>` type: the word `frozen` (any case), then `<`, outside
-/// string literals and quoted identifiers.
-fn names_frozen_type(statement: &str) -> bool {
+/// The id of a prepared statement: the MD5 of its text, as Cassandra makes it. kassandra would pick
+/// a new random id per PREPARE, so after an engine restart a driver's re-prepare would come back
+/// with a different id and the driver refuses that ("reprepared statement id changed"): the
+/// client would never recover without being restarted too.
+fn statement_id(text: &str) -> u128 {
+    use md5::Digest as _;
+    u128::from_be_bytes(md5::Md5::digest(text.as_bytes()).into())
+}
+
+/// kassandra lists a literal in a prepared statement's WHERE clause as a bind variable too (the
+/// driver's own `SELECT … FROM system.local WHERE key='local'` then fails to type-check, so its
+/// cluster metadata never loads). A statement without bind markers gets no bind variables.
+fn without_literal_binds(result: QueryResult, markers: usize) -> QueryResult {
+    match result {
+        QueryResult::Prepared(mut prepared) if markers == 0 => {
+            prepared.prepared_metadata.col_specs.clear();
+            prepared.prepared_metadata.pk_indexes.clear();
+            QueryResult::Prepared(prepared)
+        }
+        other => other,
+    }
+}
+
+/// Calls `visit` with each byte of `statement` outside string literals and quoted identifiers,
+/// with its index; stops when `visit` returns true and says so.
+fn any_unquoted(statement: &str, mut visit: impl FnMut(usize) -> bool) -> bool {
     let bytes = statement.as_bytes();
-    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let mut quote = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    for (i, &b) in bytes.iter().enumerate() {
         match quote {
             // A doubled quote inside a literal toggles twice, which is the same as staying.
             Some(q) if b == q => quote = None,
             Some(_) => {}
             None if b == b'\'' || b == b'"' => quote = Some(b),
-            None => {
-                let starts_word = i == 0 || !is_word(bytes[i - 1]);
-                if starts_word
-                    && bytes.len() - i >= 6
-                    && bytes[i..i + 6].eq_ignore_ascii_case(b"frozen")
-                {
-                    let after = bytes[i + 6..].iter().find(|b| !b.is_ascii_whitespace());
-                    if after == Some(&b'<') {
-                        return true;
-                    }
-                }
-            }
+            None if visit(i) => return true,
+            None => {}
         }
-        i += 1;
     }
     false
+}
+
+/// Number of `?` and `:name` bind markers outside quotes.
+fn bind_markers(statement: &str) -> usize {
+    let bytes = statement.as_bytes();
+    let mut count = 0;
+    any_unquoted(statement, |i| {
+        let named = bytes[i] == b':'
+            && bytes
+                .get(i + 1)
+                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
+        if bytes[i] == b'?' || named {
+            count += 1;
+        }
+        false
+    });
+    count
+}
+
+/// Whether `statement` uses a `frozen<…>` type: the word `frozen` (any case), then `<`, outside
+/// string literals and quoted identifiers.
+fn names_frozen_type(statement: &str) -> bool {
+    let bytes = statement.as_bytes();
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    any_unquoted(statement, |i| {
+        let starts_word = i == 0 || !is_word(bytes[i - 1]);
+        starts_word
+            && bytes.len() - i >= 6
+            && bytes[i..i + 6].eq_ignore_ascii_case(b"frozen")
+            && bytes[i + 6..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+    })
 }
 
 /// Encodes a response frame; if kassandra cannot (or panics trying), a `ServerError` instead.
@@ -362,6 +412,17 @@ mod tests {
         let frame = answer(&session, header, &[]);
         assert_eq!(&frame[..5], &[RESPONSE_VERSION_V4, 0, 0, 42, OPCODE_ERROR]);
         assert_eq!(&frame[9..13], &0x000Ai32.to_be_bytes());
+    }
+
+    #[test]
+    fn bind_markers_are_counted_outside_quotes_only() {
+        assert_eq!(
+            bind_markers("SELECT * FROM system.local WHERE key='local'"),
+            0
+        );
+        assert_eq!(bind_markers("SELECT * FROM ks.t WHERE a = ? AND b = ?"), 2);
+        assert_eq!(bind_markers("SELECT * FROM ks.t WHERE a = :a"), 1);
+        assert_eq!(bind_markers("INSERT INTO ks.t (a) VALUES ('?')"), 0);
     }
 
     #[test]

@@ -134,6 +134,25 @@ async fn schema_is_idempotent_and_prepared_point_reads_work() {
 }
 
 #[tokio::test]
+async fn the_driver_reads_cluster_metadata() {
+    let engine = engine().await;
+    let session = connect(engine.local_addr()).await;
+    // The driver prepares its `system.local … WHERE key='local'`: a literal, no bind variable.
+    let local = session
+        .prepare("SELECT key FROM system.local WHERE key='local'")
+        .await
+        .unwrap();
+    assert_eq!(local.get_variable_col_specs().len(), 0);
+    session.execute_unpaged(&local, ()).await.unwrap();
+    session
+        .refresh_metadata()
+        .await
+        .expect("cluster metadata loads (system.local and system.peers)");
+    let nodes = session.get_cluster_state().get_nodes_info().len();
+    assert_eq!(nodes, 1);
+}
+
+#[tokio::test]
 async fn clustering_rows_come_back_ascending_and_limit_applies() {
     let engine = engine().await;
     let session = connect(engine.local_addr()).await;
@@ -490,6 +509,45 @@ async fn saved_state_starts_an_engine_with_the_same_rows() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+}
+
+#[tokio::test]
+async fn a_prepared_statement_outlives_an_engine_restart_on_the_same_address() {
+    let engine = engine().await;
+    let addr = engine.local_addr();
+    let session = connect(addr).await;
+    create_songs(&session).await;
+    let id = Uuid::new_v4();
+    insert_song(&session, id, "Atmosphere").await;
+    let select = session
+        .prepare("SELECT title FROM player.songs WHERE song_id = ?")
+        .await
+        .unwrap();
+    let state = engine.save_state();
+    engine.shutdown().await;
+    let engine = cql_engine::start_with_state(addr, &state).await.unwrap();
+
+    // The driver reconnects, gets Unprepared, re-prepares, and the id is the same as before.
+    let started = std::time::Instant::now();
+    let title = loop {
+        match session.execute_unpaged(&select, (id,)).await {
+            Ok(result) => {
+                break result
+                    .into_rows_result()
+                    .unwrap()
+                    .single_row::<(String,)>()
+                    .unwrap()
+                    .0;
+            }
+            Err(e) => assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "still failing 20 s after the restart: {e}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(title, "Atmosphere");
+    engine.shutdown().await;
 }
 
 struct TempDir(PathBuf);

@@ -6,6 +6,10 @@
 //! share its value. Across replicas at most one load per replica
 //! happens, bounded by the replica count, which is what protects the database.
 //!
+//! # Near cache
+//! With `redis.near_cache_mb` above zero, entries read from Redis are also kept in this process and
+//! dropped when Redis reports a change (see [`near`]): a hot read costs no round trip.
+//!
 //! # Redis down
 //! The client connects in the background and keeps reconnecting. While it is not connected, cache
 //! reads and writes are skipped at once (no command is queued behind a dead connection), and a
@@ -21,6 +25,9 @@ use fred::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
+mod near;
+use near::NearCache;
+
 /// `[redis]` settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +38,8 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Any single command is abandoned after this long.
     pub command_timeout_ms: u64,
+    /// Memory for the near cache (entries kept in-process, invalidated by Redis); 0 turns it off.
+    pub near_cache_mb: u64,
 }
 
 /// A connected-in-the-background client and this service's key prefix.
@@ -38,6 +47,7 @@ pub struct RedisSettings {
 pub struct Redis {
     client: Client,
     prefix: Arc<str>,
+    near_cache_bytes: u64,
 }
 
 impl Redis {
@@ -46,8 +56,15 @@ impl Redis {
         let config = Config::from_url(&settings.url)
             .map_err(|e| format!("redis.url `{}`: {e}", settings.url))?;
         let timeout = Duration::from_millis(settings.command_timeout_ms);
+        let near_cache_bytes = settings.near_cache_mb.saturating_mul(1 << 20);
         let client = Builder::from_config(Config {
             fail_fast: true,
+            // Client tracking (the near cache's invalidations) needs RESP3.
+            version: if near_cache_bytes > 0 {
+                fred::types::RespVersion::RESP3
+            } else {
+                config.version
+            },
             ..config
         })
         .with_performance_config(|p| p.default_command_timeout = timeout)
@@ -63,6 +80,7 @@ impl Redis {
         Ok(Self {
             client,
             prefix: settings.key_prefix.clone().into(),
+            near_cache_bytes,
         })
     }
 
@@ -118,16 +136,24 @@ pub struct JsonCache {
     ttl: Duration,
     missing_ttl: Duration,
     loading: Arc<Mutex<HashMap<String, Arc<OnceCell<Cached>>>>>,
+    near: Option<Arc<NearCache>>,
 }
 
 impl JsonCache {
-    /// Values live `ttl`; remembered misses live `missing_ttl`.
+    /// Values live `ttl`; remembered misses live `missing_ttl`. With a near cache configured, call
+    /// from within the Tokio runtime (it starts the task that keeps tracking on).
     pub fn new(redis: Redis, ttl: Duration, missing_ttl: Duration) -> Self {
+        let near = (redis.near_cache_bytes > 0).then(|| {
+            let near = NearCache::new(redis.near_cache_bytes, ttl, missing_ttl);
+            NearCache::supervise(&near, redis.client.clone());
+            near
+        });
         Self {
             redis,
             ttl,
             missing_ttl,
             loading: Arc::default(),
+            near,
         }
     }
 
@@ -169,14 +195,29 @@ impl JsonCache {
             return vec![None; keys.len()];
         }
         let full: Vec<String> = keys.iter().map(|k| self.redis.key(k)).collect();
-        match self.redis.client.mget::<Vec<Option<String>>, _>(full).await {
+        let mut epochs = Vec::new();
+        if let Some(near) = &self.near {
+            let hits: Vec<Option<Cached>> = full.iter().map(|k| near.get(k)).collect();
+            if hits.iter().all(Option::is_some) {
+                return hits;
+            }
+            epochs = full.iter().map(|k| near.epoch(k)).collect();
+        }
+        match self
+            .redis
+            .client
+            .mget::<Vec<Option<String>>, _>(full.clone())
+            .await
+        {
             Ok(values) if values.len() == keys.len() => values
                 .into_iter()
-                .map(|v| match v {
-                    Some(v) if v == TOMBSTONE => None,
-                    Some(v) if v == MISSING_MARK => Some(Cached::Missing),
-                    Some(v) => Some(Cached::Found(v)),
-                    None => None,
+                .enumerate()
+                .map(|(i, v)| {
+                    let cached = decode(v)?;
+                    if let (Some(near), Some(epoch)) = (&self.near, epochs.get(i)) {
+                        near.keep(&full[i], &cached, *epoch);
+                    }
+                    Some(cached)
                 })
                 .collect(),
             Ok(_) => vec![None; keys.len()],
@@ -202,7 +243,11 @@ impl JsonCache {
         {
             let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
             for k in keys {
-                loading.remove(&self.redis.key(k));
+                let key = self.redis.key(k);
+                if let Some(near) = &self.near {
+                    near.invalidate(&key);
+                }
+                loading.remove(&key);
             }
         }
         if !self.redis.is_up() {
@@ -229,11 +274,21 @@ impl JsonCache {
         if !self.redis.is_up() {
             return None;
         }
+        let epoch = match &self.near {
+            Some(near) => match near.get(key) {
+                Some(hit) => return Some(hit),
+                None => Some(near.epoch(key)),
+            },
+            None => None,
+        };
         match self.redis.client.get::<Option<String>, _>(key).await {
-            Ok(Some(v)) if v == TOMBSTONE => None,
-            Ok(Some(v)) if v == MISSING_MARK => Some(Cached::Missing),
-            Ok(Some(v)) => Some(Cached::Found(v)),
-            Ok(None) => None,
+            Ok(value) => {
+                let cached = decode(value)?;
+                if let (Some(near), Some(epoch)) = (&self.near, epoch) {
+                    near.keep(key, &cached, epoch);
+                }
+                Some(cached)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cache read failed");
                 None
@@ -264,5 +319,15 @@ impl JsonCache {
             }
         }
         cached
+    }
+}
+
+/// What a stored string means: a value, a remembered miss, or nothing usable (absent, tombstone).
+fn decode(value: Option<String>) -> Option<Cached> {
+    match value {
+        Some(v) if v == TOMBSTONE => None,
+        Some(v) if v == MISSING_MARK => Some(Cached::Missing),
+        Some(v) => Some(Cached::Found(v)),
+        None => None,
     }
 }

@@ -150,6 +150,13 @@ impl OwnRedis {
             .local_addr()
             .unwrap()
             .port();
+        Self {
+            port,
+            child: Self::spawn(port),
+        }
+    }
+
+    fn spawn(port: u16) -> std::process::Child {
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -170,7 +177,13 @@ impl OwnRedis {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Self { port, child }
+        child
+    }
+
+    /// Starts a new, empty server on the same port after [`OwnRedis::stop`].
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.port);
     }
 
     pub fn url(&self) -> String {

@@ -158,6 +158,7 @@ await_schema_agreement = true
 url = "redis://127.0.0.1:6379/0"
 key_prefix = "player:"
 command_timeout_ms = 250
+near_cache_mb = 128
 
 [ids]
 worker_id = 0

@@ -77,6 +77,7 @@ connect_timeout_secs = 5
 url = "redis://127.0.0.1:6379/0"
 key_prefix = "user:"
 command_timeout_ms = 250
+near_cache_mb = 64
 
 [auth]
 signing_key_pem = ""

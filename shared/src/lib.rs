@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod shutdown;
 pub mod telemetry;
 

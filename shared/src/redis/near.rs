@@ -24,7 +24,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::Cached;
 
-const SLOTS: usize = 4096;
+/// Epoch slots keys hash to (more slots, fewer reads refused for a neighbour's invalidation).
+const SLOTS: usize = 65_536;
 /// Bytes counted per entry on top of its key and value (the map's own overhead, roughly).
 const ENTRY_OVERHEAD: usize = 64;
 

@@ -12,6 +12,8 @@ fn now_ms() -> i64 {
 }
 
 /// Likes a song (204; liking twice is one like).
+#[utoipa::path(put, path = "/songs/{id}/likes", tag = "likes", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "song id")), responses((status = 204), (status = 404, body = shared::error::ErrorBody)))]
 pub async fn like(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -27,6 +29,8 @@ pub async fn like(
 }
 
 /// Takes a like back (204; idempotent).
+#[utoipa::path(delete, path = "/songs/{id}/likes", tag = "likes", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "song id")), responses((status = 204)))]
 pub async fn unlike(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -41,6 +45,8 @@ pub async fn unlike(
 }
 
 /// Counts one play (anyone who may see the song).
+#[utoipa::path(post, path = "/songs/{id}/plays", tag = "likes",
+    params(("id" = i64, Path, description = "song id")), responses((status = 204), (status = 404, body = shared::error::ErrorBody)))]
 pub async fn play(
     state: web::Data<AppState>,
     auth: MaybeAuthenticated,
@@ -54,6 +60,8 @@ pub async fn play(
 }
 
 /// The songs a user likes, newest like first.
+#[utoipa::path(get, path = "/users/{id}/likes", tag = "likes", params(("id" = i64, Path, description = "user id"), super::songs::PageQuery),
+    responses((status = 200, body = crate::openapi::SongPage), (status = 400, body = shared::error::ErrorBody)))]
 pub async fn of_user(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -7,7 +7,11 @@ pub mod songs;
 
 /// Registers every route of the player service.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
+    cfg.route(
+        "/openapi.json",
+        shared::openapi::route::<crate::openapi::ApiDoc>(),
+    )
+    .service(
         web::resource("/songs")
             .route(web::get().to(songs::list))
             .route(web::post().to(songs::create)),

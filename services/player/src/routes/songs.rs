@@ -19,14 +19,14 @@ const DEFAULT_LIMIT: i32 = 50;
 const MAX_LIMIT: i32 = 200;
 
 /// The uploader, as a song shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Uploader {
     pub id: i64,
     pub username: String,
 }
 
 /// A song as the API returns it (SoundCloud's field names).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Song {
     pub id: i64,
     pub title: String,
@@ -194,7 +194,7 @@ pub async fn visible_json(
 }
 
 /// `POST /songs` and `PUT /songs/{id}` bodies; on update, absent fields stay as they are.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SongInput {
     pub title: Option<String>,
@@ -237,6 +237,8 @@ fn now() -> CqlTimestamp {
 }
 
 /// Uploads a song's details; the uploader is the signed-in user.
+#[utoipa::path(post, path = "/songs", tag = "songs", security(("bearer" = [])), request_body = SongInput,
+    responses((status = 201, body = crate::openapi::SongView), (status = 400, body = shared::error::ErrorBody), (status = 401, body = shared::error::ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -280,6 +282,8 @@ pub async fn create(
 }
 
 /// One song, with its counts. Private songs are visible only to their uploader (others get 404).
+#[utoipa::path(get, path = "/songs/{id}", tag = "songs", params(("id" = i64, Path, description = "song id")),
+    responses((status = 200, body = crate::openapi::SongView), (status = 404, body = shared::error::ErrorBody)))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: MaybeAuthenticated,
@@ -343,6 +347,9 @@ async fn owned_song(
 }
 
 /// Changes a song's details (uploader only).
+#[utoipa::path(put, path = "/songs/{id}", tag = "songs", security(("bearer" = [])), request_body = SongInput,
+    params(("id" = i64, Path, description = "song id")),
+    responses((status = 200, body = crate::openapi::SongView), (status = 400, body = shared::error::ErrorBody), (status = 403, body = shared::error::ErrorBody), (status = 404, body = shared::error::ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -359,6 +366,9 @@ pub async fn update(
 }
 
 /// Deletes a song from every table (uploader only).
+#[utoipa::path(delete, path = "/songs/{id}", tag = "songs", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "song id")),
+    responses((status = 204), (status = 403, body = shared::error::ErrorBody), (status = 404, body = shared::error::ErrorBody)))]
 pub async fn delete(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -374,9 +384,11 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PageQuery {
+    /// Songs per page: default 50, at most 200.
     pub limit: Option<i32>,
+    /// The opaque cursor from the previous page's `next_href`.
     pub cursor: Option<String>,
 }
 
@@ -417,6 +429,8 @@ pub fn next_href(
 }
 
 /// Every public song, a page at a time.
+#[utoipa::path(get, path = "/songs", tag = "songs", params(PageQuery),
+    responses((status = 200, body = crate::openapi::SongPage), (status = 400, body = shared::error::ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -448,6 +462,8 @@ pub fn bad_cursor(e: crate::store::StoreError, had_cursor: bool) -> PlayerError 
 }
 
 /// A user's songs, newest first; private ones only for that user.
+#[utoipa::path(get, path = "/users/{id}/songs", tag = "songs", params(("id" = i64, Path, description = "uploader's user id"), PageQuery),
+    responses((status = 200, body = crate::openapi::SongPage), (status = 400, body = shared::error::ErrorBody)))]
 pub async fn by_user(
     state: web::Data<AppState>,
     req: HttpRequest,

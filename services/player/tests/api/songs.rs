@@ -395,3 +395,64 @@ async fn with_redis_stopped_mid_test_songs_still_answer_and_stay_fresh() {
     let read: Value = app.get(&format!("/songs/{id}")).await.json().await.unwrap();
     assert_eq!(read["title"], "After");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_api_and_the_song_as_returned() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for (path, method) in [
+        ("/songs", "get"),
+        ("/songs", "post"),
+        ("/songs/{id}", "get"),
+        ("/songs/{id}", "put"),
+        ("/songs/{id}", "delete"),
+        ("/songs/{id}/likes", "put"),
+        ("/songs/{id}/likes", "delete"),
+        ("/songs/{id}/plays", "post"),
+        ("/users/{id}/songs", "get"),
+        ("/users/{id}/likes", "get"),
+    ] {
+        assert!(doc["paths"][path].get(method).is_some(), "{method} {path}");
+    }
+    assert!(doc["components"]["securitySchemes"].get("bearer").is_some());
+
+    // Every field a song read returns is in the schema, and the schema names no other.
+    let id = app.create(1, json!({"title": "Documented"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let song: Value = app.get(&format!("/songs/{id}")).await.json().await.unwrap();
+    let mut returned: Vec<&str> = song
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    returned.sort_unstable();
+    let schemas = &doc["components"]["schemas"];
+    let mut documented: Vec<&str> = schemas["SongView"]["allOf"]
+        .as_array()
+        .map(|parts| {
+            parts
+                .iter()
+                .flat_map(|part| {
+                    let part = match part["$ref"].as_str() {
+                        Some(r) => &schemas[r.trim_start_matches("#/components/schemas/")],
+                        None => part,
+                    };
+                    part["properties"].as_object().unwrap().keys()
+                })
+                .map(String::as_str)
+                .collect()
+        })
+        .unwrap_or_else(|| {
+            schemas["SongView"]["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect()
+        });
+    documented.sort_unstable();
+    assert_eq!(returned, documented);
+}

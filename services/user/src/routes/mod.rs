@@ -10,7 +10,10 @@ pub mod users;
 /// Registers every route of the user service.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/.well-known/jwks.json", web::get().to(jwks::jwks))
-        .route("/openapi.json", web::get().to(crate::openapi::document))
+        .route(
+            "/openapi.json",
+            shared::openapi::route::<crate::openapi::ApiDoc>(),
+        )
         .service(
             web::scope("/auth")
                 .route("/signup", web::post().to(auth::sign_up))

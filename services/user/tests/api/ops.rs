@@ -135,6 +135,8 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     let mut child = cmd
         .env("APP__POSTGRES__DATABASE", &db.settings.database)
         .env("APP__AUTH__ARGON2_ITERATIONS", "150")
+        // Room for that hash on a machine busy with every other test.
+        .env("APP__SERVER__SHUTDOWN_TIMEOUT_SECS", "120")
         .env(
             "APP__REDIS__KEY_PREFIX",
             shared::test_support::redis_prefix(),
@@ -175,7 +177,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         }
     });
     // Hashing at 150 iterations takes well over a second: the request is surely in flight.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -184,7 +186,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     let res = in_flight
         .await
         .unwrap()
-        .expect("the in-flight request completes");
+        .unwrap_or_else(|e| panic!("the in-flight request completes: {e:?}"));
     assert_eq!(res.status(), StatusCode::CREATED);
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks of the player service on this machine (load generator included):
 #  1. seeding rate into the embedded engine (player-seed, in-process engine, snapshot saved);
-#  2. GET /songs/{id} over random ids at a fixed rate, cache warm (Redis, every id read once first)
+#  2. GET /songs/{id} over random ids at a fixed rate, cache warm (Redis and the near cache, every
+#     id read twice first)
 #     and cache cold (no Redis reachable: every read goes to CQL: the song row, its like rows and its
 #     play rows), against the cql-engine server loaded with the seeded snapshot.
 #
@@ -38,18 +39,17 @@ start_player() { # $1 = redis url
 stop_player() { kill "$player_pid" 2>/dev/null || true; wait "$player_pid" 2>/dev/null || true; }
 trap 'stop_player; kill $engine 2>/dev/null || true' EXIT
 
-# Ids 1..N with N = songs (as a regex: up to the number of digits, then filtered by oha's 404s
-# being counted). Keep N a power of ten for exact coverage.
-digits=$(( ${#songs} - 1 ))
-url="http://localhost:18082/songs/[1-9][0-9]{0,$((digits - 1))}"
+# Ids drawn uniformly from 1..N (a URL file; oha picks one at random per request).
+seq 1 "$songs" | sed "s|^|http://localhost:18082/songs/|" > "$out/urls.txt"
 
-echo "== cache warm: filling the cache"
+echo "== cache warm: every song read twice (the first fills Redis, the second the near cache)"
 start_player redis://127.0.0.1:6379/0
-oha --no-tui --ipv4 -n $((songs * 3)) -c 64 --rand-regex-url "$url" > /dev/null
+python3 loadtest/lib/fill.py "$out/urls.txt" 4
+python3 loadtest/lib/fill.py "$out/urls.txt" 4
 echo "== GET /songs/{id}, cache warm, $warm_rate req/s for ${secs}s"
-oha --no-tui --ipv4 -z "${secs}s" -q "$warm_rate" -c 64 --latency-correction --rand-regex-url "$url" | tee "$out/get-warm.txt"
+oha --no-tui --ipv4 -z "${secs}s" -q "$warm_rate" -c 64 --latency-correction --urls-from-file "$out/urls.txt" | tee "$out/get-warm.txt"
 stop_player
 
 echo "== GET /songs/{id}, cache cold (no Redis), $cold_rate req/s for ${secs}s"
 start_player redis://127.0.0.1:1/0
-oha --no-tui --ipv4 -z "${secs}s" -q "$cold_rate" -c 64 --latency-correction --rand-regex-url "$url" | tee "$out/get-cold.txt"
+oha --no-tui --ipv4 -z "${secs}s" -q "$cold_rate" -c 64 --latency-correction --urls-from-file "$out/urls.txt" | tee "$out/get-cold.txt"

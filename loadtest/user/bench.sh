@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of the user service on this machine (load generator included):
-#  1. GET /users/{id} over random ids of 10,000 users with a warm cache, at a fixed rate (oha -q);
+#  1. GET /users/{id} over random ids of 10,000 users with a warm cache (every id read once first),
+#     at a fixed rate (oha -q), ids drawn uniformly from a URL file;
 #  2. one sign-in's latency (argon2id at OWASP parameters), sequentially.
 #
 # Usage: loadtest/user/bench.sh [rate] [seconds]      (defaults: 15000 20)
@@ -37,12 +38,13 @@ psql -h 127.0.0.1 -U postgres -d "$db" -qc "
   SELECT 'user' || g, 'user' || g || '@example.com', 'x', 'User ' || g, 'Bio of user ' || g
   FROM generate_series(2, 10001) g; ANALYZE users;"
 
-echo "warming the cache"
-oha --no-tui --ipv4 -n 20000 -c 32 --rand-regex-url "http://localhost:$port/users/[1-9][0-9]{0,3}" > /dev/null
+seq 1 10001 | sed "s|^|http://localhost:$port/users/|" > "$out/urls.txt"
+echo "warming the cache: every id once"
+python3 loadtest/lib/fill.py "$out/urls.txt" 4
 
 echo "GET /users/{id}, warm cache, $rate req/s for ${secs}s"
 oha --no-tui --ipv4 -z "${secs}s" -q "$rate" -c 64 --latency-correction \
-  --rand-regex-url "http://localhost:$port/users/[1-9][0-9]{0,3}" | tee "$out/get-user.txt"
+  --urls-from-file "$out/urls.txt" | tee "$out/get-user.txt"
 
 echo "POST /auth/signin, one at a time, 40 requests"
 oha --no-tui --ipv4 -n 40 -c 1 -m POST -H 'content-type: application/json' \

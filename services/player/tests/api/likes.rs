@@ -191,3 +191,72 @@ async fn deleting_a_song_removes_its_likes() {
     let page: Value = app.get("/users/5/likes").await.json().await.unwrap();
     assert_eq!(page["collection"], json!([]));
 }
+
+/// Polls `read` for up to a second until `ok` holds: a write through one replica reaches another
+/// replica's near cache through Redis's invalidation message, a moment after the write returns.
+async fn eventually<T: std::fmt::Debug>(
+    what: &str,
+    mut read: impl AsyncFnMut() -> T,
+    ok: impl Fn(&T) -> bool,
+) {
+    let started = std::time::Instant::now();
+    loop {
+        let value = read().await;
+        if ok(&value) {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{what}: still {value:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_kind_of_write_through_one_replica_is_read_through_the_other() {
+    let prefix = shared::test_support::redis_prefix();
+    let a = spawn_with(|s| s.redis.key_prefix = prefix.clone()).await;
+    let engine = a.engine.as_ref().unwrap().local_addr().to_string();
+    let b = spawn_with(|s| {
+        s.cql.contact_points = engine.clone();
+        s.cql.await_schema_agreement = false;
+        s.ids.worker_id = 1;
+        s.redis.key_prefix = prefix.clone();
+    })
+    .await;
+    let song = a.create(1, json!({"title": "Before"})).await["id"]
+        .as_i64()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // past the create's tombstone
+    let title = async || -> Value {
+        let s: Value = b.get(&format!("/songs/{song}")).await.json().await.unwrap();
+        s["title"].clone()
+    };
+    // Read on B until it is cached in Redis and kept in B's near cache.
+    for _ in 0..3 {
+        assert_eq!(title().await, "Before");
+    }
+
+    let res = a.update(1, song, &json!({"title": "After"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    eventually("update", title, |t| t == "After").await;
+
+    assert_eq!(like(&a, 5, song).await, StatusCode::NO_CONTENT);
+    eventually("like", async || counts(&b, song).await, |c| c.0 == 1).await;
+    assert_eq!(unlike(&a, 5, song).await, StatusCode::NO_CONTENT);
+    eventually("unlike", async || counts(&b, song).await, |c| c.0 == 0).await;
+    assert_eq!(play(&a, song).await, StatusCode::NO_CONTENT);
+    eventually("play", async || counts(&b, song).await, |c| c.1 == 1).await;
+
+    let res = a.update(1, song, &json!({"sharing": "private"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let status = async || b.get(&format!("/songs/{song}")).await.status();
+    eventually("made private", status, |s| *s == StatusCode::NOT_FOUND).await;
+    let res = b.get_as(&format!("/songs/{song}"), 1).await;
+    assert_eq!(res.status(), StatusCode::OK, "the uploader still sees it");
+
+    assert_eq!(a.delete(1, song).await.status(), StatusCode::NO_CONTENT);
+    let status = async || b.get_as(&format!("/songs/{song}"), 1).await.status();
+    eventually("delete", status, |s| *s == StatusCode::NOT_FOUND).await;
+}

@@ -88,6 +88,12 @@ impl From<crate::auth::AuthError> for actix_web::Error {
     }
 }
 
+/// Binds `server.host:server.port` (port 0 picks a free one); the error names the address.
+pub fn listen(settings: &ServerSettings) -> Result<std::net::TcpListener, String> {
+    std::net::TcpListener::bind((settings.host.as_str(), settings.port))
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", settings.host, settings.port))
+}
+
 /// Builds the HTTP server every service runs, with the same middleware stack (metrics, request
 /// tracing, request-id header, JSON errors), body limits, extractor errors, health routes and JSON
 /// 404; `configure` adds the service's own app data and routes. Signals are left to

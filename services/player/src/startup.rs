@@ -1,7 +1,7 @@
 //! Builds the application: the CQL session (or the embedded engine), the schema, prepared
 //! statements, the cache and the routes. `main` and the tests both call [`Application::build`].
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,13 +108,7 @@ impl Application {
             let store = store.clone();
             Box::pin(async move { store.ping().await.map_err(|e| format!("cql: {e}")) })
         });
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}:{}",
-                    settings.server.host, settings.server.port
-                )
-            })?;
+        let listener = shared::http::listen(&settings.server).map_err(anyhow::Error::msg)?;
         let port = listener.local_addr()?.port();
         let server =
             shared::http::server(listener, "player", &settings.server, ready, move |cfg| {

@@ -1,7 +1,6 @@
 //! Builds the application: pools, keys, caches, routes. `main` and the tests both call
 //! [`Application::build`].
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -67,13 +66,7 @@ impl Application {
         spawn_housekeeping(state.clone());
 
         let ready = shared::postgres::ready_check(pool);
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}:{}",
-                    settings.server.host, settings.server.port
-                )
-            })?;
+        let listener = shared::http::listen(&settings.server).map_err(anyhow::Error::msg)?;
         let port = listener.local_addr()?.port();
         let server = shared::http::server(listener, "user", &settings.server, ready, move |cfg| {
             cfg.app_data(state.clone()).app_data(verifier.clone());

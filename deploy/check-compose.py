@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_CANDIDATES = [ROOT.parent / "shared" / "data" / "compose-spec.json", ROOT / "deploy" / "compose-spec.json"]
 
 # Which crate's configuration each compose service uses (by image name).
-CONFIG_OF = {"audiostorm/user": "services/user/src/config.rs"}
+CONFIG_OF = {
+    "audiostorm/user": "services/user/src/config.rs",
+    "audiostorm/player": "services/player/src/config.rs",
+}
 
 
 def interpolate(text: str) -> str:

@@ -22,8 +22,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin ${BIN} && cp target/release/${BIN} /app
 
 FROM debian:bookworm-slim AS runtime
+# Extra Debian packages a binary needs at run time: the player makes its streaming renditions
+# with ffmpeg (`--build-arg RUNTIME_PACKAGES=ffmpeg`).
+ARG RUNTIME_PACKAGES=""
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl ${RUNTIME_PACKAGES} \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home /var/lib/audiostorm --create-home audiostorm
 COPY --from=builder /app /usr/local/bin/service

@@ -84,6 +84,16 @@ impl Redis {
         })
     }
 
+    /// [`Redis::connect`], then waits up to a second for the connection, only to say at start-up
+    /// that Redis is away (the service runs without its cache until it is back).
+    pub async fn connect_at_startup(settings: &RedisSettings) -> Result<Self, String> {
+        let redis = Self::connect(settings)?;
+        if !redis.wait_connected(Duration::from_secs(1)).await {
+            tracing::warn!("Redis is not reachable; running without cache until it is");
+        }
+        Ok(redis)
+    }
+
     /// The underlying client, for commands beyond the cache.
     pub fn client(&self) -> &Client {
         &self.client

@@ -16,6 +16,7 @@ pub struct Settings {
     pub ids: IdSettings,
     pub auth: AuthSettings,
     pub cache: CacheSettings,
+    pub media: MediaSettings,
 }
 
 /// Where the songs live.
@@ -136,6 +137,49 @@ pub struct CacheSettings {
     pub missing_ttl_secs: u64,
 }
 
+/// Audio and artwork: storage, upload limits, processing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSettings {
+    /// `local` (a directory) or `s3` (any S3-compatible store).
+    pub store: String,
+    /// The directory of the `local` store (created if missing).
+    pub local_dir: String,
+    pub s3: S3Settings,
+    /// Uploads larger than this are refused with 413.
+    pub max_upload_mb: u64,
+    /// Where uploads are spooled while they are checked, and jobs work (empty: the system's).
+    pub work_dir: String,
+    /// The ffmpeg binary that makes streaming renditions.
+    pub ffmpeg: String,
+    /// Jobs this replica runs at once (0: this replica processes none).
+    pub workers: usize,
+    /// How long a replica's claim on a job lasts without renewal (a crashed replica's jobs are
+    /// taken over after this).
+    pub job_lease_secs: u64,
+    /// How often every replica looks for jobs nobody is running.
+    pub job_poll_ms: u64,
+    /// A job that takes longer fails.
+    pub job_timeout_secs: u64,
+    /// Attempts before a job that keeps failing for transient reasons is marked failed.
+    pub job_attempts: u32,
+    /// Prefix of the URLs in songs (`stream_url`, …); empty: paths relative to this service.
+    pub public_base_url: String,
+}
+
+/// An S3-compatible store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// Empty: AWS itself; otherwise e.g. `http://127.0.0.1:9000` (path-style requests).
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Empty: credentials from the environment (AWS_ACCESS_KEY_ID, …, or instance metadata).
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
 const DEFAULTS: &str = r#"
 [server]
 port = 8082
@@ -169,6 +213,26 @@ jwks_url = "http://127.0.0.1:8081/.well-known/jwks.json"
 [cache]
 song_ttl_secs = 300
 missing_ttl_secs = 10
+
+[media]
+store = "local"
+local_dir = "data/player/media"
+max_upload_mb = 200
+work_dir = ""
+ffmpeg = "ffmpeg"
+workers = 1
+job_lease_secs = 30
+job_poll_ms = 2000
+job_timeout_secs = 900
+job_attempts = 5
+public_base_url = ""
+
+[media.s3]
+endpoint = ""
+bucket = ""
+region = "us-east-1"
+access_key_id = ""
+secret_access_key = ""
 "#;
 
 /// This service's built-in defaults (TOML), layered over the common ones.

@@ -18,6 +18,10 @@ pub enum PlayerError {
     Http(#[from] HttpError),
     #[error("the songs database is unavailable")]
     Unavailable(#[from] StoreError),
+    #[error("the audio storage is unavailable")]
+    Storage(#[from] crate::media::storage::StorageError),
+    #[error("this audio was already uploaded as song {0}")]
+    DuplicateAudio(i64),
 }
 
 impl ResponseError for PlayerError {
@@ -27,7 +31,8 @@ impl ResponseError for PlayerError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Http(e) => e.status,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DuplicateAudio(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -41,6 +46,22 @@ impl ResponseError for PlayerError {
             Self::Unavailable(e) => {
                 tracing::error!(error = %e, "songs store failed");
                 ErrorBody::new("unavailable", msg)
+            }
+            Self::Storage(e) => {
+                tracing::error!(error = %e, "object storage failed");
+                ErrorBody::new("unavailable", msg)
+            }
+            Self::DuplicateAudio(song) => {
+                // The shared shape plus where the existing song is.
+                let body = serde_json::json!({
+                    "code": "duplicate_audio",
+                    "message": msg,
+                    "song_id": song,
+                    "song_url": format!("/songs/{song}"),
+                });
+                return HttpResponse::build(self.status_code())
+                    .insert_header((actix_web::http::header::LOCATION, format!("/songs/{song}")))
+                    .json(body);
             }
         };
         body.respond(self.status_code())

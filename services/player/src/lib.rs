@@ -4,6 +4,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ids;
+pub mod media;
 pub mod openapi;
 pub mod plays;
 pub mod routes;

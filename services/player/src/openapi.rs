@@ -24,14 +24,16 @@ pub struct SongPage {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "AudioStorm player service", description = "Songs: the catalog, likes and plays."),
+    info(title = "AudioStorm player service", description = "Songs: the catalog, likes and plays, audio upload and streaming."),
     paths(
         routes::songs::create, routes::songs::get, routes::songs::update, routes::songs::delete,
         routes::songs::list, routes::songs::by_user,
         routes::likes::like, routes::likes::unlike, routes::likes::play, routes::likes::of_user,
+        routes::audio::upload, routes::audio::stream, routes::audio::waveform,
+        routes::audio::put_artwork, routes::audio::secret_token,
     ),
-    components(schemas(shared::error::ErrorBody, SongView, SongPage)),
+    components(schemas(shared::error::ErrorBody, SongView, SongPage, routes::audio::SecretToken)),
     modifiers(&BearerAuth),
-    tags((name = "songs"), (name = "likes"))
+    tags((name = "songs"), (name = "likes"), (name = "audio"))
 )]
 pub struct ApiDoc;

@@ -37,7 +37,7 @@ impl Replication {
 const SONGS: &str = "CREATE TABLE IF NOT EXISTS {ks}.songs (
     id bigint, title text, description text, user_id bigint, username text, genre text,
     tag_list text, duration_ms bigint, artwork_url text, stream_url text, waveform_url text,
-    sharing text, created_at timestamp, updated_at timestamp,
+    sharing text, created_at timestamp, updated_at timestamp, state text, state_reason text,
     PRIMARY KEY ((id)))";
 
 /// Public songs only, same columns: `GET /songs` pages through the whole table with the driver's
@@ -45,7 +45,7 @@ const SONGS: &str = "CREATE TABLE IF NOT EXISTS {ks}.songs (
 const PUBLIC_SONGS: &str = "CREATE TABLE IF NOT EXISTS {ks}.public_songs (
     id bigint, title text, description text, user_id bigint, username text, genre text,
     tag_list text, duration_ms bigint, artwork_url text, stream_url text, waveform_url text,
-    sharing text, created_at timestamp, updated_at timestamp,
+    sharing text, created_at timestamp, updated_at timestamp, state text, state_reason text,
     PRIMARY KEY ((id)))";
 
 /// A user's songs, newest first (`neg_created_ms = -created_at`): `GET /users/{id}/songs`.
@@ -53,6 +53,7 @@ const SONGS_BY_USER: &str = "CREATE TABLE IF NOT EXISTS {ks}.songs_by_user (
     user_id bigint, neg_created_ms bigint, id bigint, title text, description text,
     username text, genre text, tag_list text, duration_ms bigint, artwork_url text,
     stream_url text, waveform_url text, sharing text, created_at timestamp, updated_at timestamp,
+    state text, state_reason text,
     PRIMARY KEY ((user_id), neg_created_ms, id))";
 
 /// Whether a user likes a song (point lookup on a composite partition key).
@@ -79,6 +80,27 @@ const PLAY_COUNTS: &str = "CREATE TABLE IF NOT EXISTS {ks}.play_counts (
     song_id bigint, writer_id bigint, plays bigint,
     PRIMARY KEY ((song_id), writer_id))";
 
+/// A song's audio, by song: what `GET /songs/{id}/stream` serves and what its job works on.
+/// `original_*` is the upload (content hash, format, size, object key); `stream_*` the streaming
+/// rendition made from it (empty until processed); `secret_token` lets a private song be shared.
+const SONG_AUDIO: &str = "CREATE TABLE IF NOT EXISTS {ks}.song_audio (
+    song_id bigint, original_sha256 text, original_format text, original_bytes bigint,
+    original_key text, stream_key text, stream_bytes bigint, stream_etag text,
+    stream_modified timestamp, waveform_key text, secret_token text, updated_at timestamp,
+    PRIMARY KEY ((song_id)))";
+
+/// Which song an upload's content hash belongs to: the same audio uploaded again is refused.
+const AUDIO_BY_HASH: &str = "CREATE TABLE IF NOT EXISTS {ks}.audio_by_hash (
+    sha256 text, song_id bigint,
+    PRIMARY KEY ((sha256)))";
+
+/// Processing jobs not yet finished, oldest first, in one small partition (`shard = 0`): every
+/// replica scans it; a Redis lease decides who runs each job. A row lives until its job ends, so
+/// a job interrupted by a crash is found again.
+const AUDIO_JOBS: &str = "CREATE TABLE IF NOT EXISTS {ks}.audio_jobs (
+    shard bigint, queued_ms bigint, song_id bigint, original_sha256 text, attempts bigint,
+    PRIMARY KEY ((shard), queued_ms, song_id))";
+
 /// The DDL to run at start-up, in order (idempotent).
 pub fn statements(keyspace: &str, replication: &Replication) -> Vec<String> {
     let mut out = vec![format!(
@@ -93,6 +115,9 @@ pub fn statements(keyspace: &str, replication: &Replication) -> Vec<String> {
         LIKES_BY_SONG,
         LIKES_BY_USER,
         PLAY_COUNTS,
+        SONG_AUDIO,
+        AUDIO_BY_HASH,
+        AUDIO_JOBS,
     ] {
         out.push(table.replace("{ks}", keyspace));
     }

@@ -25,6 +25,8 @@ pub struct AppState {
     pub ids: IdGenerator,
     pub plays: crate::plays::PlayCounter,
     pub settings: Settings,
+    /// Audio processing (and the object store it shares with the handlers).
+    pub jobs: Arc<crate::media::jobs::Processor>,
 }
 
 /// A bound, not yet running server (and the embedded engine, when there is one).
@@ -33,6 +35,7 @@ pub struct Application {
     server: Server,
     embedded: Option<RunningEngine>,
     state_file: String,
+    worker: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the embedded engine, from its snapshot file when one is configured and exists.
@@ -84,17 +87,33 @@ impl Application {
             None
         };
         let session = Arc::new(connect(&settings, &nodes, embedded.is_some()).await?);
-        let store = SongStore::prepare(session, &settings.cql.keyspace).await?;
+        let store = SongStore::prepare(session, &settings.cql.keyspace)
+            .await
+            .context(
+                "cannot prepare the songs statements; tables created by an older version lack the \
+                 `state` and `state_reason` columns: on ScyllaDB run `ALTER TABLE <ks>.<t> ADD \
+                 (state text, state_reason text)` for songs, public_songs and songs_by_user; an \
+                 embedded-engine snapshot must be seeded again",
+            )?;
 
-        let redis = Redis::connect(&settings.redis).map_err(anyhow::Error::msg)?;
-        if !redis.wait_connected(Duration::from_secs(1)).await {
-            tracing::warn!("Redis is not reachable; running without cache until it is");
-        }
+        let redis = Redis::connect_at_startup(&settings.redis)
+            .await
+            .map_err(anyhow::Error::msg)?;
         let cache = JsonCache::new(
-            redis,
+            redis.clone(),
             Duration::from_secs(settings.cache.song_ttl_secs),
             Duration::from_secs(settings.cache.missing_ttl_secs),
         );
+        let media =
+            crate::media::storage::MediaStore::open(&settings.media).map_err(anyhow::Error::msg)?;
+        let jobs = Arc::new(crate::media::jobs::Processor::new(
+            store.clone(),
+            cache.clone(),
+            media,
+            redis,
+            settings.media.clone(),
+        ));
+        let worker = tokio::spawn(jobs.clone().run());
         let verifier = web::Data::new(Verifier::from_jwks_url(settings.auth.jwks_url.clone()));
         let state = web::Data::new(AppState {
             ids: IdGenerator::new(settings.ids.worker_id).map_err(anyhow::Error::msg)?,
@@ -102,6 +121,7 @@ impl Application {
             store: store.clone(),
             cache,
             settings: settings.clone(),
+            jobs,
         });
 
         let ready: shared::health::ReadyCheck = Arc::new(move || {
@@ -121,6 +141,7 @@ impl Application {
             server,
             embedded,
             state_file: settings.cql.embedded_state_file.clone(),
+            worker,
         })
     }
 
@@ -137,6 +158,8 @@ impl Application {
     /// Serves until SIGTERM/SIGINT, drains, then saves the embedded engine's snapshot.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         shared::shutdown::run_until_stopped(self.server).await?;
+        // A job cut short here is taken over (by this replica on restart, or another).
+        self.worker.abort();
         if let Some(engine) = self.embedded {
             if !self.state_file.is_empty() {
                 let tmp = format!("{}.tmp", self.state_file);
@@ -150,8 +173,9 @@ impl Application {
         Ok(())
     }
 
-    /// The server and the engine handle (tests spawn the server and keep the engine alive).
-    pub fn into_parts(self) -> (Server, Option<RunningEngine>) {
-        (self.server, self.embedded)
+    /// The server, the engine handle and the job worker (tests spawn the server, keep the
+    /// engine alive, and may stop the worker to play a crash).
+    pub fn into_parts(self) -> (Server, Option<RunningEngine>, tokio::task::JoinHandle<()>) {
+        (self.server, self.embedded, self.worker)
     }
 }

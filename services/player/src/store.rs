@@ -10,7 +10,7 @@ use scylla::DeserializeRow;
 use scylla::client::session::Session;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlTimestamp;
+use scylla::value::{CqlTimestamp, CqlValue};
 
 /// A stored song, as every song table holds it.
 #[derive(Debug, Clone, PartialEq, Eq, DeserializeRow)]
@@ -30,10 +30,75 @@ pub struct SongRow {
     pub sharing: String,
     pub created_at: CqlTimestamp,
     pub updated_at: CqlTimestamp,
+    /// `""` (no audio yet), `processing`, `ready` or `failed`.
+    pub state: String,
+    /// Why processing failed (empty otherwise).
+    pub state_reason: String,
+}
+
+impl SongRow {
+    /// The values of [`COLUMNS`], in order.
+    fn values(&self) -> Vec<CqlValue> {
+        let text = |s: &str| CqlValue::Text(s.to_owned());
+        vec![
+            CqlValue::BigInt(self.id),
+            text(&self.title),
+            text(&self.description),
+            CqlValue::BigInt(self.user_id),
+            text(&self.username),
+            text(&self.genre),
+            text(&self.tag_list),
+            CqlValue::BigInt(self.duration_ms),
+            text(&self.artwork_url),
+            text(&self.stream_url),
+            text(&self.waveform_url),
+            text(&self.sharing),
+            CqlValue::Timestamp(self.created_at),
+            CqlValue::Timestamp(self.updated_at),
+            text(&self.state),
+            text(&self.state_reason),
+        ]
+    }
 }
 
 const COLUMNS: &str = "id, title, description, user_id, username, genre, tag_list, duration_ms, \
-                       artwork_url, stream_url, waveform_url, sharing, created_at, updated_at";
+                       artwork_url, stream_url, waveform_url, sharing, created_at, updated_at, \
+                       state, state_reason";
+
+/// `?, ?, …` for every column of [`COLUMNS`] plus `extra`.
+fn markers(extra: usize) -> String {
+    vec!["?"; COLUMNS.split(',').count() + extra].join(", ")
+}
+
+/// A song's audio (`song_audio`).
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeRow)]
+pub struct AudioRow {
+    pub song_id: i64,
+    pub original_sha256: String,
+    pub original_format: String,
+    pub original_bytes: i64,
+    pub original_key: String,
+    pub stream_key: String,
+    pub stream_bytes: i64,
+    pub stream_etag: String,
+    pub stream_modified: CqlTimestamp,
+    pub waveform_key: String,
+    pub secret_token: String,
+    pub updated_at: CqlTimestamp,
+}
+
+const AUDIO_COLUMNS: &str = "song_id, original_sha256, original_format, original_bytes, \
+    original_key, stream_key, stream_bytes, stream_etag, stream_modified, waveform_key, \
+    secret_token, updated_at";
+
+/// A processing job not yet finished (`audio_jobs`).
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeRow)]
+pub struct JobRow {
+    pub queued_ms: i64,
+    pub song_id: i64,
+    pub original_sha256: String,
+    pub attempts: i64,
+}
 
 /// A storage failure: the cluster could not be reached or refused the statement.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +137,19 @@ struct Statements {
     play_rows: PreparedStatement,
     put_play_row: PreparedStatement,
     delete_plays: PreparedStatement,
+    get_audio: PreparedStatement,
+    put_audio: PreparedStatement,
+    delete_audio: PreparedStatement,
+    get_hash: PreparedStatement,
+    put_hash: PreparedStatement,
+    delete_hash: PreparedStatement,
+    list_jobs: PreparedStatement,
+    put_job: PreparedStatement,
+    delete_job: PreparedStatement,
 }
+
+/// The one partition of `audio_jobs`.
+const JOB_SHARD: i64 = 0;
 
 /// Rows of `likes_by_song` a user's like lives in (derived from the user alone).
 fn user_bucket(user_id: i64) -> i64 {
@@ -96,15 +173,16 @@ impl SongStore {
         let ks = keyspace;
         let insert = |table: &str| {
             format!(
-                "INSERT INTO {ks}.{table} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO {ks}.{table} ({COLUMNS}) VALUES ({})",
+                markers(0)
             )
         };
         let stmts = Statements {
             insert_song: prep(insert("songs")).await?,
             insert_public: prep(insert("public_songs")).await?,
             insert_by_user: prep(format!(
-                "INSERT INTO {ks}.songs_by_user (neg_created_ms, {COLUMNS}) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO {ks}.songs_by_user (neg_created_ms, {COLUMNS}) VALUES ({})",
+                markers(1)
             ))
             .await?,
             get_song: prep(format!("SELECT {COLUMNS} FROM {ks}.songs WHERE id = ?")).await?,
@@ -160,6 +238,39 @@ impl SongStore {
             ))
             .await?,
             delete_plays: prep(format!("DELETE FROM {ks}.play_counts WHERE song_id = ?")).await?,
+            get_audio: prep(format!(
+                "SELECT {AUDIO_COLUMNS} FROM {ks}.song_audio WHERE song_id = ?"
+            ))
+            .await?,
+            put_audio: prep(format!(
+                "INSERT INTO {ks}.song_audio ({AUDIO_COLUMNS}) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            delete_audio: prep(format!("DELETE FROM {ks}.song_audio WHERE song_id = ?")).await?,
+            get_hash: prep(format!(
+                "SELECT song_id FROM {ks}.audio_by_hash WHERE sha256 = ?"
+            ))
+            .await?,
+            put_hash: prep(format!(
+                "INSERT INTO {ks}.audio_by_hash (sha256, song_id) VALUES (?, ?)"
+            ))
+            .await?,
+            delete_hash: prep(format!("DELETE FROM {ks}.audio_by_hash WHERE sha256 = ?")).await?,
+            list_jobs: prep(format!(
+                "SELECT queued_ms, song_id, original_sha256, attempts FROM {ks}.audio_jobs \
+                 WHERE shard = ?"
+            ))
+            .await?,
+            put_job: prep(format!(
+                "INSERT INTO {ks}.audio_jobs (shard, queued_ms, song_id, original_sha256, attempts) \
+                 VALUES (?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            delete_job: prep(format!(
+                "DELETE FROM {ks}.audio_jobs WHERE shard = ? AND queued_ms = ? AND song_id = ?"
+            ))
+            .await?,
         };
         Ok(Self {
             session,
@@ -182,49 +293,19 @@ impl SongStore {
     /// tables it no longer belongs to.
     pub async fn put(&self, song: &SongRow, previous: Option<&SongRow>) -> Result<(), StoreError> {
         let s = song;
-        let values = (
-            s.id,
-            &s.title,
-            &s.description,
-            s.user_id,
-            &s.username,
-            &s.genre,
-            &s.tag_list,
-            s.duration_ms,
-            &s.artwork_url,
-            &s.stream_url,
-            &s.waveform_url,
-            &s.sharing,
-            s.created_at,
-            s.updated_at,
-        );
+        let values = s.values();
         // The lists first, the main row last: a reader that finds the song by id finds it listed.
         self.session
-            .execute_unpaged(
-                &self.stmts.insert_by_user,
-                (
-                    -s.created_at.0,
-                    s.id,
-                    &s.title,
-                    &s.description,
-                    s.user_id,
-                    &s.username,
-                    &s.genre,
-                    &s.tag_list,
-                    s.duration_ms,
-                    &s.artwork_url,
-                    &s.stream_url,
-                    &s.waveform_url,
-                    &s.sharing,
-                    s.created_at,
-                    s.updated_at,
-                ),
-            )
+            .execute_unpaged(&self.stmts.insert_by_user, {
+                let mut v = vec![CqlValue::BigInt(-s.created_at.0)];
+                v.extend(values.iter().cloned());
+                v
+            })
             .await
             .map_err(err)?;
         if s.sharing == "public" {
             self.session
-                .execute_unpaged(&self.stmts.insert_public, values)
+                .execute_unpaged(&self.stmts.insert_public, &values)
                 .await
                 .map_err(err)?;
         } else if previous.is_some_and(|p| p.sharing == "public") {
@@ -234,7 +315,7 @@ impl SongStore {
                 .map_err(err)?;
         }
         self.session
-            .execute_unpaged(&self.stmts.insert_song, values)
+            .execute_unpaged(&self.stmts.insert_song, &values)
             .await
             .map_err(err)?;
         Ok(())
@@ -447,6 +528,125 @@ impl SongStore {
     pub async fn put_plays(&self, song: i64, writer: i64, plays: i64) -> Result<(), StoreError> {
         self.session
             .execute_unpaged(&self.stmts.put_play_row, (song, writer, plays))
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// A song's audio record.
+    pub async fn audio(&self, song: i64) -> Result<Option<AudioRow>, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.stmts.get_audio, (song,))
+            .await
+            .map_err(err)?;
+        let rows = result.into_rows_result().map_err(err)?;
+        rows.maybe_first_row::<AudioRow>().map_err(err)
+    }
+
+    /// Writes a song's whole audio record.
+    pub async fn put_audio(&self, a: &AudioRow) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(
+                &self.stmts.put_audio,
+                (
+                    a.song_id,
+                    &a.original_sha256,
+                    &a.original_format,
+                    a.original_bytes,
+                    &a.original_key,
+                    &a.stream_key,
+                    a.stream_bytes,
+                    &a.stream_etag,
+                    a.stream_modified,
+                    &a.waveform_key,
+                    &a.secret_token,
+                    a.updated_at,
+                ),
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Removes a song's audio record.
+    pub async fn delete_audio(&self, song: i64) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.stmts.delete_audio, (song,))
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// The song whose audio has content hash `sha256`, if any.
+    pub async fn song_of_hash(&self, sha256: &str) -> Result<Option<i64>, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.stmts.get_hash, (sha256,))
+            .await
+            .map_err(err)?;
+        let rows = result.into_rows_result().map_err(err)?;
+        Ok(rows.maybe_first_row::<(i64,)>().map_err(err)?.map(|(s,)| s))
+    }
+
+    /// Records that `sha256` is `song`'s audio.
+    pub async fn put_hash(&self, sha256: &str, song: i64) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.stmts.put_hash, (sha256, song))
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Forgets a content hash.
+    pub async fn delete_hash(&self, sha256: &str) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.stmts.delete_hash, (sha256,))
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Every unfinished job, oldest first.
+    pub async fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
+        use futures::TryStreamExt;
+        let rows = self
+            .session
+            .execute_iter(self.stmts.list_jobs.clone(), (JOB_SHARD,))
+            .await
+            .map_err(err)?;
+        rows.rows_stream::<JobRow>()
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)
+    }
+
+    /// Writes (queues or updates) a job.
+    pub async fn put_job(&self, job: &JobRow) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(
+                &self.stmts.put_job,
+                (
+                    JOB_SHARD,
+                    job.queued_ms,
+                    job.song_id,
+                    &job.original_sha256,
+                    job.attempts,
+                ),
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Removes a finished job.
+    pub async fn delete_job(&self, job: &JobRow) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(
+                &self.stmts.delete_job,
+                (JOB_SHARD, job.queued_ms, job.song_id),
+            )
             .await
             .map_err(err)?;
         Ok(())

@@ -44,10 +44,9 @@ impl Application {
             .context("cannot migrate the database")?;
         drop(client);
 
-        let redis = Redis::connect(&settings.redis).map_err(anyhow::Error::msg)?;
-        if !redis.wait_connected(Duration::from_secs(1)).await {
-            tracing::warn!("Redis is not reachable; running without cache until it is");
-        }
+        let redis = Redis::connect_at_startup(&settings.redis)
+            .await
+            .map_err(anyhow::Error::msg)?;
         let cache = JsonCache::new(
             redis.clone(),
             Duration::from_secs(settings.cache.profile_ttl_secs),

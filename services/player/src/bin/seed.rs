@@ -72,6 +72,8 @@ fn row(s: seed::SeedSong) -> SongRow {
         sharing: if s.public { "public" } else { "private" }.to_owned(),
         created_at: at,
         updated_at: at,
+        state: String::new(),
+        state_reason: String::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use actix_web::web;
 
+pub mod audio;
 pub mod likes;
 pub mod songs;
 
@@ -28,6 +29,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(likes::unlike)),
     )
     .route("/songs/{id}/plays", web::post().to(likes::play))
+    .route("/songs/{id}/audio", web::post().to(audio::upload))
+    .route("/songs/{id}/stream", web::get().to(audio::stream))
+    .route("/songs/{id}/stream", web::head().to(audio::stream))
+    .route("/songs/{id}/waveform.json", web::get().to(audio::waveform))
+    .route("/songs/{id}/artwork", web::put().to(audio::put_artwork))
+    .route(
+        "/songs/{id}/artwork/{hash}/{file}",
+        web::get().to(audio::get_artwork),
+    )
+    .route(
+        "/songs/{id}/secret-token",
+        web::get().to(audio::secret_token),
+    )
     .route("/users/{id}/songs", web::get().to(songs::by_user))
     .route("/users/{id}/likes", web::get().to(likes::of_user));
 }

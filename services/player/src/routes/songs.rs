@@ -42,9 +42,43 @@ pub struct Song {
     pub sharing: Sharing,
     pub created_at: String,
     pub updated_at: String,
+    /// The audio: `none` (not uploaded), `processing`, `ready` (streamable) or `failed`.
+    pub state: AudioState,
+    /// Why processing failed; null otherwise.
+    pub state_reason: Option<String>,
 }
 
-fn rfc3339(ts: CqlTimestamp) -> String {
+/// Where a song's audio is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioState {
+    None,
+    Processing,
+    Ready,
+    Failed,
+}
+
+impl AudioState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "",
+            Self::Processing => "processing",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn from_stored(s: &str) -> Self {
+        match s {
+            "processing" => Self::Processing,
+            "ready" => Self::Ready,
+            "failed" => Self::Failed,
+            _ => Self::None,
+        }
+    }
+}
+
+pub fn rfc3339(ts: CqlTimestamp) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts.0) * 1_000_000)
         .ok()
         .and_then(|t| {
@@ -77,6 +111,8 @@ impl From<&SongRow> for Song {
             sharing: Sharing::from_stored(&r.sharing),
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
+            state: AudioState::from_stored(&r.state),
+            state_reason: non_empty(&r.state_reason),
         }
     }
 }
@@ -96,7 +132,7 @@ pub fn viewer(auth: &MaybeAuthenticated) -> Result<Option<i64>, PlayerError> {
         .map_err(PlayerError::from)
 }
 
-fn song_key(id: i64) -> String {
+pub fn song_key(id: i64) -> String {
     format!("song:{id}")
 }
 
@@ -251,7 +287,7 @@ fn apply(row: &mut SongRow, input: SongInput) -> Result<(), PlayerError> {
     Ok(())
 }
 
-fn now() -> CqlTimestamp {
+pub fn now() -> CqlTimestamp {
     CqlTimestamp((time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
@@ -286,6 +322,8 @@ pub async fn create(
         sharing: Sharing::Public.as_str().to_owned(),
         created_at: created,
         updated_at: created,
+        state: String::new(),
+        state_reason: String::new(),
     };
     apply(&mut row, input)?;
     state.store.put(&row, None).await?;
@@ -341,7 +379,7 @@ pub async fn get(
     Ok(res)
 }
 
-async fn owned_song(
+pub async fn owned_song(
     state: &AppState,
     auth: &Authenticated,
     id: i64,
@@ -394,6 +432,7 @@ pub async fn delete(
     let row = owned_song(&state, &auth, id.into_inner()).await?;
     state.store.delete(&row).await?;
     state.plays.forget(row.id);
+    crate::routes::audio::forget(&state, row.id).await;
     state
         .cache
         .invalidate(&[song_key(row.id), likes_key(row.id), plays_key(row.id)])
@@ -526,6 +565,8 @@ mod tests {
             sharing,
             created_at: String::new(),
             updated_at: String::new(),
+            state: AudioState::None,
+            state_reason: None,
         })
         .unwrap_or_default()
     }

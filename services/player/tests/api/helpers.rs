@@ -11,7 +11,12 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub issuer: TestIssuer,
     pub engine: Option<RunningEngine>,
+    /// The local object store's directory (this test's own unless the test shared one).
+    pub media_dir: std::path::PathBuf,
+    /// The job worker: aborting it plays a crash of this replica's processing.
+    pub worker: tokio::task::JoinHandle<()>,
     handle: ServerHandle,
+    _dirs: Vec<tempfile::TempDir>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -27,10 +32,16 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     s.server.workers = 2;
     s.redis.key_prefix = redis_prefix();
     s.auth.jwks_url = issuer.jwks_url.clone();
+    let media = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    s.media.local_dir = media.path().to_string_lossy().into_owned();
+    s.media.work_dir = work.path().to_string_lossy().into_owned();
+    s.media.job_poll_ms = 200;
     adjust(&mut s);
+    let media_dir = std::path::PathBuf::from(&s.media.local_dir);
     let app = Application::build(s).await.expect("player builds");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let (server, engine) = app.into_parts();
+    let (server, engine, worker) = app.into_parts();
     let handle = server.handle();
     tokio::spawn(server);
     TestApp {
@@ -38,12 +49,16 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         http: reqwest::Client::new(),
         issuer,
         engine,
+        media_dir,
+        worker,
         handle,
+        _dirs: vec![media, work],
     }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        self.worker.abort();
         drop(self.handle.stop(false));
     }
 }

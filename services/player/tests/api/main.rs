@@ -2,6 +2,7 @@
 //! engine (through the scylla driver) and real Redis with its own key prefix, per test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audio;
 mod helpers;
 mod likes;
 mod songs;

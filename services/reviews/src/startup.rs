@@ -6,15 +6,18 @@ use actix_web::web;
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use shared::auth::Verifier;
-use shared::redis::Redis;
+use shared::redis::{JsonCache, Redis};
+use std::time::Duration;
 
 use crate::config::Settings;
 
 /// Everything a handler needs, shared by all workers.
 pub struct AppState {
     pub pool: Pool,
-    /// The caches of listings and summaries are built on this as those routes arrive.
-    pub redis: Redis,
+    /// Songs' ratings summaries (`/reviews/meta`).
+    pub meta_cache: JsonCache,
+    /// First pages of songs' review listings.
+    pub page_cache: JsonCache,
     pub settings: Settings,
 }
 
@@ -42,9 +45,16 @@ impl Application {
             .map_err(anyhow::Error::msg)?;
         // Keys are fetched from the user service on first use, so it need not be up yet.
         let verifier = web::Data::new(Verifier::from_jwks_url(settings.auth.jwks_url.clone()));
+        let cache = &settings.cache;
+        let missing = Duration::from_secs(cache.missing_ttl_secs);
         let state = web::Data::new(AppState {
             pool: pool.clone(),
-            redis,
+            meta_cache: JsonCache::new(
+                redis.clone(),
+                Duration::from_secs(cache.meta_ttl_secs),
+                missing,
+            ),
+            page_cache: JsonCache::new(redis, Duration::from_secs(cache.page_ttl_secs), missing),
             settings: settings.clone(),
         });
 

@@ -9,8 +9,8 @@ pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     pub db: TestDatabase,
-    /// Serves the JWKS the app verifies tokens against (signing them comes with the write routes).
-    _issuer: TestIssuer,
+    /// Serves the JWKS the app verifies tokens against and signs the tests' tokens.
+    pub issuer: TestIssuer,
     handle: ServerHandle,
 }
 
@@ -46,7 +46,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         address,
         http: reqwest::Client::new(),
         db,
-        _issuer: issuer,
+        issuer,
         handle,
     }
 }
@@ -64,6 +64,38 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> Response {
         self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub fn token(&self, user_id: i64) -> String {
+        self.issuer.token(user_id, &format!("user{user_id}"))
+    }
+
+    /// `POST /reviews` as `user`.
+    pub async fn post_review(&self, user: i64, body: &Value) -> Response {
+        self.http
+            .post(self.url("/reviews"))
+            .bearer_auth(self.token(user))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `PUT /reviews/{id}/{action}` (`helpful` or `report`) as `user`.
+    pub async fn put_as(&self, user: i64, path: &str) -> Response {
+        self.http
+            .put(self.url(path))
+            .bearer_auth(self.token(user))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The JSON of a 200 response.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = self.get(path).await;
+        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+        res.json().await.unwrap()
     }
 
     /// A direct connection to this test's database.

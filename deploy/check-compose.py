@@ -25,6 +25,7 @@ SCHEMA_CANDIDATES = [ROOT.parent / "shared" / "data" / "compose-spec.json", ROOT
 CONFIG_OF = {
     "audiostorm/user": "services/user/src/config.rs",
     "audiostorm/player": "services/player/src/config.rs",
+    "audiostorm/reviews": "services/reviews/src/config.rs",
 }
 
 
@@ -86,7 +87,8 @@ def main() -> int:
             env = dict(item.split("=", 1) for item in env)
         app_keys = [k for k in env if k.startswith("APP__")]
         if image in CONFIG_OF:
-            if "healthcheck" not in svc:
+            one_shot = svc.get("restart") == "no"
+            if not one_shot and ("healthcheck" not in svc or svc["healthcheck"].get("disable")):
                 errors.append(f"{name}: no healthcheck")
             config = merge(common, toml_in(ROOT / CONFIG_OF[image], "DEFAULTS"))
             for key in app_keys:

@@ -108,6 +108,31 @@ SELECT json_build_object(
                  GROUP BY cr.characteristic_id) a ON a.characteristic_id = c.id
       WHERE c.song_id = $1), '{}'::json))::text";
 
+/// `json` without the whitespace outside strings (PostgreSQL's `json_build_object` writes
+/// `{"a" : 1, "b" : 2}`); the text is otherwise kept as it is.
+pub fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The JSON array of one page of a song's reviews.
 pub async fn page(
     client: &Object,
@@ -131,7 +156,9 @@ pub async fn page(
 /// The JSON of a song's ratings summary.
 pub async fn meta(client: &Object, song_id: i64) -> Result<String, tokio_postgres::Error> {
     let stmt = client.prepare_cached(META).await?;
-    client.query_one(&stmt, &[&song_id]).await?.try_get(0)
+    Ok(compact(
+        client.query_one(&stmt, &[&song_id]).await?.try_get(0)?,
+    ))
 }
 
 /// A review to write: validated, with its photos and characteristic ratings.
@@ -229,7 +256,8 @@ pub async fn create(client: &mut Object, review: &NewReview) -> Result<String, C
             "::text FROM reviews r WHERE r.id = $1"
         ))
         .await?;
-    let json: String = tx.query_one(&stmt, &[&id]).await?.try_get(0)?;
+    let row = tx.query_one(&stmt, &[&id]).await?;
+    let json = compact(row.try_get(0)?);
     tx.commit().await?;
     Ok(json)
 }
@@ -262,4 +290,17 @@ pub async fn report(client: &Object, review_id: i64) -> Result<Option<i64>, toki
         .await?;
     let row = client.query_opt(&stmt, &[&review_id]).await?;
     row.map(|r| r.try_get(0)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact;
+
+    #[test]
+    fn compacting_removes_padding_but_never_touches_strings() {
+        let padded = "{\"a\" : [1, 2], \"b\" : \"x : y, \\\" z\"}";
+        assert_eq!(compact(padded), "{\"a\":[1,2],\"b\":\"x : y, \\\" z\"}");
+        let text = "{\"body\" : \"line one\\nline two  spaced\"}";
+        assert_eq!(compact(text), "{\"body\":\"line one\\nline two  spaced\"}");
+    }
 }

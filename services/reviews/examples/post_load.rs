@@ -16,8 +16,8 @@ use shared::test_support::TestIssuer;
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [bin, port, rate, secs, songs] = <[String; 5]>::try_from(args)
-        .expect("usage: post_load BIN PORT RATE SECONDS SONGS");
+    let [bin, port, rate, secs, songs] =
+        <[String; 5]>::try_from(args).expect("usage: post_load BIN PORT RATE SECONDS SONGS");
     let (port, rate, secs, songs): (u16, u64, u64, i64) = (
         port.parse().unwrap(),
         rate.parse().unwrap(),

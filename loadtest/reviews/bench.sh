@@ -69,6 +69,9 @@ bench_reads() { # $1 = name, $2 = songs
   done
   load "$name GET /reviews warm" "$out/$name-list-warm.urls" "$get_rate"
   load "$name GET /reviews/meta warm" "$out/$name-meta-warm.urls" "$get_rate"
+  echo "== $name GET /reviews warm, unthrottled (64 connections) for 10s"
+  oha --no-tui --ipv4 -z 10s -c 64 --urls-from-file "$out/$name-list-warm.urls" \
+    | tee "$out/$name-list-max.txt" | grep -E 'Success rate|Requests/sec|50.00%|99.00%|\[[0-9]{3}\]' || true
   stop_service
 }
 

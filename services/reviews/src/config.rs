@@ -25,7 +25,8 @@ pub struct AuthSettings {
 }
 
 /// Cache lifetimes: a song's ratings summary (`/reviews/meta`), a page of its reviews, and a
-/// remembered miss.
+/// remembered miss. Every write through the service invalidates what it changes, so these only
+/// bound how long a change made behind the service's back (an import) can go unseen.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSettings {
@@ -51,14 +52,14 @@ connect_timeout_secs = 5
 url = "redis://127.0.0.1:6379/0"
 key_prefix = "reviews:"
 command_timeout_ms = 250
-near_cache_mb = 64
+near_cache_mb = 256
 
 [auth]
 jwks_url = "http://127.0.0.1:8081/.well-known/jwks.json"
 
 [cache]
-meta_ttl_secs = 60
-page_ttl_secs = 60
+meta_ttl_secs = 3600
+page_ttl_secs = 3600
 missing_ttl_secs = 10
 "#;
 
@@ -92,7 +93,7 @@ mod tests {
                 s.cache.page_ttl_secs,
                 s.cache.missing_ttl_secs
             ),
-            (60, 60, 10)
+            (3600, 3600, 10)
         );
     }
 

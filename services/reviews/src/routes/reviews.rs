@@ -26,8 +26,9 @@ pub const DEFAULT_COUNT: i64 = 5;
 pub const MAX_COUNT: i64 = 100;
 /// The deepest page (bounds the offset PostgreSQL walks).
 pub const MAX_PAGE: i64 = 10_000;
-/// First pages of up to this many reviews are cached (every client asks for 2–20).
-pub const MAX_CACHED_COUNT: i64 = 20;
+/// First pages of up to this many reviews are cached (the default page and the short teasers
+/// clients show). Each count is a key a write must invalidate, so the bound keeps writes cheap.
+pub const MAX_CACHED_COUNT: i64 = DEFAULT_COUNT;
 /// At most this many photos per review (the Atelier client's limit).
 pub const MAX_PHOTOS: usize = 5;
 

@@ -1,116 +1,18 @@
 //! Dirty rows: the kinds the generator injects (named exactly as the importer's reject reasons),
 //! the files they belong to, and how often each is injected.
 
-use std::fmt;
 use std::str::FromStr;
 
 use super::rng::Rng;
 
+/// A kind of dirty row: the importer's reject reason it must be rejected with (one type, so the
+/// generator and the importer cannot drift apart). Each file injects some kinds and derives
+/// others (`review_rejected`, `characteristic_rejected`: clean children of dirty parents); see
+/// [`DataFile`].
+pub use crate::import::Reason as Kind;
+
 /// How many [`Kind`]s there are.
-pub const KIND_COUNT: usize = 20;
-
-/// A kind of dirty row, named by the reason code the importer rejects it with.
-///
-/// The last two are never injected: they count clean child rows whose parent row was made dirty
-/// (and is therefore rejected), which the importer rejects in turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// A row with a field missing or a field too many.
-    MalformedRow,
-    /// An id that is not a positive integer (`abc`, `-3`, `0`, `1.5`).
-    BadId,
-    /// An extra row re-using the id of an earlier, accepted row of the file, with other content.
-    DuplicateId,
-    BadProductId,
-    BadRating,
-    BadDate,
-    BadBoolean,
-    SummaryLength,
-    BodyLength,
-    NameLength,
-    BadEmail,
-    ResponseLength,
-    BadHelpfulness,
-    BadUrl,
-    /// A reference to a review id that no row of reviews.csv has.
-    ReviewMissing,
-    BadValue,
-    /// A reference to a characteristic id that no row of characteristics.csv has.
-    CharacteristicMissing,
-    /// A review rating a characteristic it already rated (fresh id, repeated pair).
-    DuplicateRating,
-    /// Derived: a clean row whose review was made dirty.
-    ReviewRejected,
-    /// Derived: a clean rating whose characteristic was made dirty (and whose review is clean).
-    CharacteristicRejected,
-}
-
-impl Kind {
-    /// Every kind, in reason-code order.
-    pub const ALL: [Kind; KIND_COUNT] = [
-        Kind::MalformedRow,
-        Kind::BadId,
-        Kind::DuplicateId,
-        Kind::BadProductId,
-        Kind::BadRating,
-        Kind::BadDate,
-        Kind::BadBoolean,
-        Kind::SummaryLength,
-        Kind::BodyLength,
-        Kind::NameLength,
-        Kind::BadEmail,
-        Kind::ResponseLength,
-        Kind::BadHelpfulness,
-        Kind::BadUrl,
-        Kind::ReviewMissing,
-        Kind::BadValue,
-        Kind::CharacteristicMissing,
-        Kind::DuplicateRating,
-        Kind::ReviewRejected,
-        Kind::CharacteristicRejected,
-    ];
-
-    /// The importer's reason code.
-    pub fn code(self) -> &'static str {
-        match self {
-            Kind::MalformedRow => "malformed_row",
-            Kind::BadId => "bad_id",
-            Kind::DuplicateId => "duplicate_id",
-            Kind::BadProductId => "bad_product_id",
-            Kind::BadRating => "bad_rating",
-            Kind::BadDate => "bad_date",
-            Kind::BadBoolean => "bad_boolean",
-            Kind::SummaryLength => "summary_length",
-            Kind::BodyLength => "body_length",
-            Kind::NameLength => "name_length",
-            Kind::BadEmail => "bad_email",
-            Kind::ResponseLength => "response_length",
-            Kind::BadHelpfulness => "bad_helpfulness",
-            Kind::BadUrl => "bad_url",
-            Kind::ReviewMissing => "review_missing",
-            Kind::BadValue => "bad_value",
-            Kind::CharacteristicMissing => "characteristic_missing",
-            Kind::DuplicateRating => "duplicate_rating",
-            Kind::ReviewRejected => "review_rejected",
-            Kind::CharacteristicRejected => "characteristic_rejected",
-        }
-    }
-
-    /// The kind with this reason code.
-    pub fn from_code(code: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.code() == code)
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
+pub const KIND_COUNT: usize = Kind::ALL.len();
 
 /// One of the four legacy files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

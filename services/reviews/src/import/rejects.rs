@@ -93,6 +93,16 @@ impl Reason {
         }
     }
 
+    /// The reason with this code.
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// A dense index from 0, for per-reason arrays.
+    pub(crate) fn index(self) -> usize {
+        usize::from(self as u8 - 1)
+    }
+
     pub fn from_u8(value: u8) -> Option<Reason> {
         Reason::ALL.get(usize::from(value).checked_sub(1)?).copied()
     }

@@ -65,6 +65,15 @@ impl From<deadpool_postgres::PoolError> for ReviewsError {
     }
 }
 
+impl From<crate::store::StoreError> for ReviewsError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Db(e) => e.into(),
+            e @ crate::store::StoreError::Format(_) => Self::internal(e),
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for ReviewsError {
     fn from(e: tokio_postgres::Error) -> Self {
         if let Some(db) = e.as_db_error() {

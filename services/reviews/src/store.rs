@@ -52,32 +52,37 @@ impl Sort {
     }
 }
 
-/// One review as the API shows it, built by PostgreSQL as JSON (`r` is a row of `reviews`).
-macro_rules! review_json {
+/// The columns of one review as the API shows it (`r` is a row of `reviews`, `p` its photos as two
+/// parallel arrays, see [`photos_join!`]); [`review_json`] writes such a row as JSON.
+macro_rules! review_columns {
     () => {
-        "json_build_object('review_id', r.id, 'rating', r.rating, 'summary', r.summary, \
-         'recommend', r.recommend, 'response', r.response, 'body', r.body, \
-         'date', to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
-         'reviewer_name', r.reviewer_name, 'helpfulness', r.helpfulness, \
-         'photos', coalesce((SELECT json_agg(json_build_object('id', p.id, 'url', p.url) ORDER BY p.id) \
-                             FROM review_photos p WHERE p.review_id = r.id), '[]'::json))"
+        "r.id, r.rating, r.summary, r.recommend, r.response, r.body, r.created_at, \
+         r.reviewer_name, r.helpfulness, p.ids, p.urls"
     };
 }
 
-/// A page of a song's visible reviews as a JSON array, in one round trip: `$1` song, `$2` count,
-/// `$3` offset. The inner query walks the matching partial index (`reviews_newest` /
-/// `reviews_helpful`) and stops after the page; `relevant` sorts the song's visible reviews.
+/// The photos of review `r`, in id order.
+macro_rules! photos_join {
+    () => {
+        " LEFT JOIN LATERAL (SELECT array_agg(id ORDER BY id) AS ids, \
+         array_agg(url ORDER BY id) AS urls FROM review_photos WHERE review_id = r.id) p ON true"
+    };
+}
+
+/// A page of a song's visible reviews, one row per review: `$1` song, `$2` count, `$3` offset.
+/// The inner query walks the matching partial index (`reviews_newest` / `reviews_helpful`) and
+/// stops after the page; `relevant` sorts the song's visible reviews.
 macro_rules! page_sql {
     ($order:literal) => {
         concat!(
-            "SELECT coalesce(json_agg(",
-            review_json!(),
+            "SELECT ",
+            review_columns!(),
+            " FROM (SELECT * FROM reviews r WHERE r.song_id = $1 AND NOT r.reported ORDER BY ",
+            $order,
+            " LIMIT $2 OFFSET $3) r",
+            photos_join!(),
             " ORDER BY ",
-            $order,
-            "), '[]'::json)::text FROM (SELECT * FROM reviews r \
-             WHERE r.song_id = $1 AND NOT r.reported ORDER BY ",
-            $order,
-            " LIMIT $2 OFFSET $3) r"
+            $order
         )
     };
 }
@@ -87,50 +92,90 @@ const PAGE_HELPFUL: &str = page_sql!("r.helpfulness DESC, r.id DESC");
 const PAGE_RELEVANT: &str =
     page_sql!("r.helpfulness + extract(epoch FROM r.created_at) / 2592000 DESC, r.id DESC");
 
-/// A song's ratings summary (`/reviews/meta`) as JSON, in one round trip. Counts are strings and
-/// averages PostgreSQL's `numeric` text (16 decimals), as the Atelier API has them; reported
-/// reviews count nowhere, like everywhere else.
-const META: &str = "\
-WITH visible AS (SELECT id, rating, recommend FROM reviews WHERE song_id = $1 AND NOT reported)
-SELECT json_build_object(
-  'product_id', $1::text,
-  'ratings', coalesce((SELECT json_object_agg(rating, n ORDER BY rating)
-                       FROM (SELECT rating, count(*)::text AS n FROM visible GROUP BY rating) x),
-                      '{}'::json),
-  'recommended', coalesce((SELECT json_object_agg(recommend, n ORDER BY recommend)
-                           FROM (SELECT recommend, count(*)::text AS n FROM visible GROUP BY recommend) x),
-                          '{}'::json),
-  'characteristics', coalesce((
-      SELECT json_object_agg(c.name, json_build_object('id', c.id, 'value', a.value) ORDER BY c.id)
-      FROM characteristics c
-      LEFT JOIN (SELECT cr.characteristic_id, avg(cr.value)::text AS value
-                 FROM visible v JOIN characteristic_reviews cr ON cr.review_id = v.id
-                 GROUP BY cr.characteristic_id) a ON a.characteristic_id = c.id
-      WHERE c.song_id = $1), '{}'::json))::text";
+/// One review as the API shows it.
+#[derive(serde::Serialize)]
+struct ReviewOut<'a> {
+    review_id: i64,
+    rating: i16,
+    summary: &'a str,
+    recommend: bool,
+    response: Option<&'a str>,
+    body: &'a str,
+    date: String,
+    reviewer_name: &'a str,
+    helpfulness: i32,
+    photos: Vec<PhotoOut<'a>>,
+}
 
-/// `json` without the whitespace outside strings (PostgreSQL's `json_build_object` writes
-/// `{"a" : 1, "b" : 2}`); the text is otherwise kept as it is.
-pub fn compact(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for c in json.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !c.is_ascii_whitespace() {
-            out.push(c);
-        }
-    }
-    out
+#[derive(serde::Serialize)]
+struct PhotoOut<'a> {
+    id: i64,
+    url: &'a str,
+}
+
+/// `2019-01-06T00:00:00.000Z`: UTC, milliseconds truncated (as PostgreSQL's `to_char` has them).
+fn api_date(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Appends the JSON of a row selected with [`review_columns!`] to `out`.
+fn review_json(row: &tokio_postgres::Row, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    let created: time::OffsetDateTime = row.try_get(6)?;
+    let ids: Option<Vec<i64>> = row.try_get(9)?;
+    let urls: Option<Vec<&str>> = row.try_get(10)?;
+    let photos = ids
+        .unwrap_or_default()
+        .into_iter()
+        .zip(urls.unwrap_or_default())
+        .map(|(id, url)| PhotoOut { id, url })
+        .collect();
+    let review = ReviewOut {
+        review_id: row.try_get(0)?,
+        rating: row.try_get(1)?,
+        summary: row.try_get(2)?,
+        recommend: row.try_get(3)?,
+        response: row.try_get(4)?,
+        body: row.try_get(5)?,
+        date: api_date(created),
+        reviewer_name: row.try_get(7)?,
+        helpfulness: row.try_get(8)?,
+        photos,
+    };
+    serde_json::to_writer(out, &review).map_err(|e| StoreError::Format(e.to_string()))
+}
+
+/// A song's ratings summary (`/reviews/meta`): its counts from `song_review_stats` (repeated on
+/// every row), then one row per characteristic with its average as PostgreSQL's `numeric` text
+/// (16 decimals, exactly what `avg()` gives), NULL when no visible review rated it. Triggers keep
+/// both summaries (migration V2), so this reads a few rows by key however many reviews there are.
+const META: &str = "\
+SELECT s.rating_1, s.rating_2, s.rating_3, s.rating_4, s.rating_5,
+       s.recommended_false, s.recommended_true, c.id, c.name,
+       CASE WHEN cs.value_count > 0 THEN (cs.value_sum::numeric / cs.value_count)::text END
+FROM (SELECT $1::bigint AS song_id) k
+LEFT JOIN song_review_stats s ON s.song_id = k.song_id
+LEFT JOIN characteristics c ON c.song_id = k.song_id
+LEFT JOIN characteristic_stats cs ON cs.characteristic_id = c.id
+ORDER BY c.id";
+
+/// A read or write of the reviews tables failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+    /// A value could not be written as JSON (not expected: every column has a JSON form).
+    #[error("cannot write a review as JSON: {0}")]
+    Format(String),
 }
 
 /// The JSON array of one page of a song's reviews.
@@ -140,25 +185,68 @@ pub async fn page(
     sort: Sort,
     count: i64,
     offset: i64,
-) -> Result<String, tokio_postgres::Error> {
+) -> Result<String, StoreError> {
     let sql = match sort {
         Sort::Newest => PAGE_NEWEST,
         Sort::Helpful => PAGE_HELPFUL,
         Sort::Relevant => PAGE_RELEVANT,
     };
     let stmt = client.prepare_cached(sql).await?;
-    let row = client
-        .query_one(&stmt, &[&song_id, &count, &offset])
-        .await?;
-    row.try_get(0)
+    let rows = client.query(&stmt, &[&song_id, &count, &offset]).await?;
+    let mut out = Vec::with_capacity(64 + rows.len() * 768);
+    out.push(b'[');
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        review_json(row, &mut out)?;
+    }
+    out.push(b']');
+    String::from_utf8(out).map_err(|e| StoreError::Format(e.to_string()))
 }
 
-/// The JSON of a song's ratings summary.
-pub async fn meta(client: &Object, song_id: i64) -> Result<String, tokio_postgres::Error> {
+/// The JSON of a song's ratings summary, in the Atelier format: counts as strings, only the
+/// ratings and recommendations that occur, characteristics by name in id order.
+pub async fn meta(client: &Object, song_id: i64) -> Result<String, StoreError> {
+    use std::fmt::Write as _;
     let stmt = client.prepare_cached(META).await?;
-    Ok(compact(
-        client.query_one(&stmt, &[&song_id]).await?.try_get(0)?,
-    ))
+    let rows = client.query(&stmt, &[&song_id]).await?;
+    // `write!` to a String cannot fail.
+    let mut out = format!(r#"{{"product_id":"{song_id}","ratings":{{"#);
+    let counts = |first: usize, keys: &[&str], out: &mut String| -> Result<(), StoreError> {
+        let Some(row) = rows.first() else {
+            return Ok(());
+        };
+        let mut sep = "";
+        for (i, key) in keys.iter().enumerate() {
+            let n: Option<i64> = row.try_get(first + i)?;
+            if let Some(n) = n.filter(|n| *n > 0) {
+                let _ = write!(out, r#"{sep}"{key}":"{n}""#);
+                sep = ",";
+            }
+        }
+        Ok(())
+    };
+    counts(0, &["1", "2", "3", "4", "5"], &mut out)?;
+    out.push_str(r#"},"recommended":{"#);
+    counts(5, &["false", "true"], &mut out)?;
+    out.push_str(r#"},"characteristics":{"#);
+    let mut sep = "";
+    for row in &rows {
+        let Some(id) = row.try_get::<_, Option<i64>>(7)? else {
+            continue;
+        };
+        let name: &str = row.try_get(8)?;
+        let name = serde_json::to_string(name).map_err(|e| StoreError::Format(e.to_string()))?;
+        let value: Option<&str> = row.try_get(9)?;
+        let _ = match value {
+            Some(v) => write!(out, r#"{sep}{name}:{{"id":{id},"value":"{v}"}}"#),
+            None => write!(out, r#"{sep}{name}:{{"id":{id},"value":null}}"#),
+        };
+        sep = ",";
+    }
+    out.push_str("}}");
+    Ok(out)
 }
 
 /// A review to write: validated, with its photos and characteristic ratings.
@@ -184,7 +272,13 @@ pub enum CreateError {
     #[error("characteristics {0:?} do not belong to the song")]
     ForeignCharacteristics(Vec<i64>),
     #[error(transparent)]
-    Db(#[from] tokio_postgres::Error),
+    Store(#[from] StoreError),
+}
+
+impl From<tokio_postgres::Error> for CreateError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Store(e.into())
+    }
 }
 
 /// Writes a review, its photos and its characteristic ratings in one transaction; returns the
@@ -252,14 +346,17 @@ pub async fn create(client: &mut Object, review: &NewReview) -> Result<String, C
     let stmt = tx
         .prepare_cached(concat!(
             "SELECT ",
-            review_json!(),
-            "::text FROM reviews r WHERE r.id = $1"
+            review_columns!(),
+            " FROM reviews r",
+            photos_join!(),
+            " WHERE r.id = $1"
         ))
         .await?;
     let row = tx.query_one(&stmt, &[&id]).await?;
-    let json = compact(row.try_get(0)?);
+    let mut json = Vec::with_capacity(1024);
+    review_json(&row, &mut json)?;
     tx.commit().await?;
-    Ok(json)
+    String::from_utf8(json).map_err(|e| StoreError::Format(e.to_string()).into())
 }
 
 /// Counts `user_id`'s "helpful" vote once. `None` when the review does not exist; else its song
@@ -290,17 +387,4 @@ pub async fn report(client: &Object, review_id: i64) -> Result<Option<i64>, toki
         .await?;
     let row = client.query_opt(&stmt, &[&review_id]).await?;
     row.map(|r| r.try_get(0)).transpose()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::compact;
-
-    #[test]
-    fn compacting_removes_padding_but_never_touches_strings() {
-        let padded = "{\"a\" : [1, 2], \"b\" : \"x : y, \\\" z\"}";
-        assert_eq!(compact(padded), "{\"a\":[1,2],\"b\":\"x : y, \\\" z\"}");
-        let text = "{\"body\" : \"line one\\nline two  spaced\"}";
-        assert_eq!(compact(text), "{\"body\":\"line one\\nline two  spaced\"}");
-    }
 }

@@ -244,6 +244,42 @@ pub async fn ratings_turned_away(
         .collect())
 }
 
+/// Turns the summary triggers of migration V2 off for the load (one aggregate at the end is far
+/// cheaper than the triggers' per-statement arrays over millions of rows); [`rebuild_stats`]
+/// turns them back on. Both are part of the import's transaction.
+pub async fn pause_stats(tx: &Transaction<'_>) -> anyhow::Result<()> {
+    tx.batch_execute(&stats_triggers("DISABLE"))
+        .await
+        .context("cannot pause the review summary triggers")
+}
+
+/// Recomputes the per-song and per-characteristic review summaries and turns their triggers on.
+pub async fn rebuild_stats(tx: &Transaction<'_>, fast: bool) -> anyhow::Result<()> {
+    let truncate = if fast {
+        "TRUNCATE song_review_stats, characteristic_stats;"
+    } else {
+        ""
+    };
+    tx.batch_execute(&format!(
+        "{truncate} SELECT review_stats_rebuild(); {}",
+        stats_triggers("ENABLE")
+    ))
+    .await
+    .context("cannot rebuild the review summaries")
+}
+
+/// `ALTER TABLE`s that enable or disable the summary triggers, and only them (an operator's own
+/// triggers keep firing).
+fn stats_triggers(action: &str) -> String {
+    let reviews = ["inserted", "updated", "deleted", "deleting"]
+        .map(|t| format!("{action} TRIGGER reviews_stats_{t}"))
+        .join(", ");
+    let ratings = ["inserted", "updated", "deleted"]
+        .map(|t| format!("{action} TRIGGER characteristic_reviews_stats_{t}"))
+        .join(", ");
+    format!("ALTER TABLE reviews {reviews}; ALTER TABLE characteristic_reviews {ratings};")
+}
+
 /// Moves each table's identity sequence past its largest id, so the API's next insert gets a
 /// fresh one.
 pub async fn resync_sequences(tx: &Transaction<'_>) -> anyhow::Result<()> {

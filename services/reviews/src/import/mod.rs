@@ -30,8 +30,10 @@
 //! but whose (review, characteristic) pair the database already has is turned away by the unique
 //! constraint and rejected as `duplicate_rating`.
 //!
-//! After either path every identity sequence is moved past the largest id (`setval`), so the
-//! API's next insert does not collide, and the tables are analyzed (after the commit).
+//! Either path loads with the summary triggers (migration V2) paused and recomputes the per-song
+//! and per-characteristic summaries behind `/reviews/meta` once at the end. Every identity
+//! sequence is moved past the largest id (`setval`), so the API's next insert does not collide,
+//! and the tables are analyzed (after the commit).
 //!
 //! # Reject rules
 //! Every row that is not loaded goes to the rejects file (`file,line,id,reason,detail`; `line` is
@@ -122,6 +124,8 @@ pub struct Summary {
     pub rebuild: Duration,
     /// Each statement of the rebuild, with its time.
     pub rebuild_steps: Vec<(String, Duration)>,
+    /// Recomputing the per-song and per-characteristic summaries behind `/reviews/meta`.
+    pub stats: Duration,
     pub analyze: Duration,
     /// The per-id memory at its largest ([`ids`]).
     pub id_memory_bytes: usize,
@@ -195,6 +199,7 @@ pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<Summa
         .context("cannot start the import's transaction")?;
     db::tune(&tx).await?;
     summary.fast_path = db::lock(&tx).await?;
+    db::pause_stats(&tx).await?;
     let schema = if summary.fast_path {
         let schema = db::Schema::read(&tx).await?;
         schema.drop_all(&tx).await?;
@@ -238,6 +243,9 @@ pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<Summa
         spinner.finish_and_clear();
         summary.rebuild = rebuild.elapsed();
     }
+    let stats = Instant::now();
+    db::rebuild_stats(&tx, summary.fast_path).await?;
+    summary.stats = stats.elapsed();
     db::resync_sequences(&tx).await?;
     tx.commit()
         .await
@@ -246,7 +254,10 @@ pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<Summa
     let analyze = Instant::now();
     let vacuum = if fast { "" } else { "VACUUM " };
     client
-        .batch_execute(&format!("{vacuum}ANALYZE {}", db::TABLES.join(", ")))
+        .batch_execute(&format!(
+            "{vacuum}ANALYZE {}, song_review_stats, characteristic_stats",
+            db::TABLES.join(", ")
+        ))
         .await
         .context("cannot analyze the tables")?;
     summary.analyze = analyze.elapsed();
@@ -430,6 +441,10 @@ fn print_summary(s: &Summary, dir: &Path) {
             println!("  {:>6.1} s  {statement}", took.as_secs_f64());
         }
     }
+    println!(
+        "Review summaries recomputed in {:.1} s.",
+        s.stats.as_secs_f64()
+    );
     println!(
         "Analyzed in {:.1} s. Per-id memory: {:.1} MiB. Rejected rows: {}",
         s.analyze.as_secs_f64(),

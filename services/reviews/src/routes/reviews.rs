@@ -224,8 +224,10 @@ pub async fn meta(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewReviewBody {
-    /// The song (`product_id` is accepted as an alias).
-    #[serde(alias = "product_id")]
+    /// The song (`product_id` is accepted as an alias), a number or a string of digits: player
+    /// song ids outgrow the integers JavaScript holds exactly.
+    #[serde(alias = "product_id", deserialize_with = "number_or_digits")]
+    #[schema(value_type = i64)]
     pub song_id: i64,
     /// 1–5 stars.
     pub rating: i64,
@@ -246,6 +248,22 @@ pub struct NewReviewBody {
     #[serde(default)]
     #[schema(value_type = std::collections::HashMap<String, i64>)]
     pub characteristics: BTreeMap<String, i64>,
+}
+
+/// An integer given as a JSON number or as a string of digits.
+fn number_or_digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(i64),
+        Text(String),
+    }
+    match Id::deserialize(d)? {
+        Id::Number(n) => Ok(n),
+        Id::Text(t) => t
+            .parse()
+            .map_err(|_| serde::de::Error::custom("song_id must be an integer")),
+    }
 }
 
 fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<String, Invalid> {
@@ -379,7 +397,7 @@ pub async fn create(
                 ),
             ));
         }
-        Err(CreateError::Db(e)) => return Err(e.into()),
+        Err(CreateError::Store(e)) => return Err(e.into()),
     };
     invalidate_song(&state, review.song_id).await;
     Ok(HttpResponse::Created()

@@ -98,6 +98,16 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Rows in which the review summaries differ from a recount of the visible reviews (0: exact).
+    pub async fn summaries_mismatch(&self) -> i64 {
+        self.sql()
+            .await
+            .query_one(include_str!("../common/summaries_mismatch.sql"), &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// A direct connection to this test's database.
     pub async fn sql(&self) -> tokio_postgres::Client {
         let (client, conn) = self

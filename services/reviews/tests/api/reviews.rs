@@ -722,3 +722,94 @@ async fn the_openapi_document_describes_every_review_route() {
         assert!(review.get(field).is_some(), "{field}");
     }
 }
+
+#[tokio::test]
+async fn the_summaries_stay_exact_through_every_kind_of_write() {
+    let app = spawn_app().await;
+    let mood = characteristic(&app, 6, "Mood").await;
+    let tempo = characteristic(&app, 6, "Tempo").await;
+    let mut seeded = vec![Seed::new(6, 2), Seed::new(6, 5), Seed::new(7, 3)];
+    seeded[1].reported = true;
+    let ids = seed(&app, &seeded).await;
+    let mut written = Vec::new();
+    for user in 1..=4 {
+        let mut body = review(6);
+        body["rating"] = json!(user + 1);
+        body["recommend"] = json!(user % 2 == 0);
+        body["characteristics"] = json!({ mood.to_string(): user, tempo.to_string(): 5 - user });
+        if user == 1 {
+            // Song ids may come as strings (JavaScript cannot hold the player's ids as numbers).
+            body["song_id"] = json!("6");
+        }
+        let res = app.post_review(user, &body).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        written.push(
+            res.json::<Value>().await.unwrap()["review_id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        app.summaries_mismatch().await,
+        0,
+        "after writes through the API"
+    );
+
+    let report = format!("/reviews/{}/report", written[0]);
+    assert_eq!(
+        app.put_as(9, &report).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let helpful = format!("/reviews/{}/helpful", written[1]);
+    assert_eq!(
+        app.put_as(9, &helpful).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.summaries_mismatch().await,
+        0,
+        "after a report and a vote"
+    );
+    let meta = app.get_json("/reviews/meta?song_id=6").await;
+    assert_eq!(
+        meta["ratings"],
+        json!({"2": "1", "3": "1", "4": "1", "5": "1"})
+    );
+    assert_eq!(meta["recommended"], json!({"false": "1", "true": "3"}));
+    // Mood: users 2, 3, 4 (user 1's review is reported); Tempo: 3, 2, 1.
+    assert_eq!(
+        meta["characteristics"]["Mood"]["value"],
+        "3.0000000000000000"
+    );
+    assert_eq!(
+        meta["characteristics"]["Tempo"]["value"],
+        "2.0000000000000000"
+    );
+
+    // Writes behind the service's back: an operator with psql.
+    let sql = app.sql().await;
+    for statement in [
+        format!("UPDATE reviews SET reported = false WHERE id = {}", ids[1]),
+        format!(
+            "UPDATE reviews SET rating = 1, recommend = NOT recommend WHERE id = {}",
+            ids[0]
+        ),
+        format!("DELETE FROM reviews WHERE id = {}", written[2]),
+        format!(
+            "DELETE FROM characteristic_reviews WHERE review_id = {}",
+            written[3]
+        ),
+        format!(
+            "UPDATE characteristic_reviews SET value = 1 WHERE review_id = {}",
+            written[1]
+        ),
+        format!(
+            "UPDATE reviews SET reported = true WHERE id = {}",
+            written[1]
+        ),
+        "UPDATE reviews SET helpfulness = helpfulness + 1".to_owned(),
+    ] {
+        sql.execute(&statement, &[]).await.unwrap();
+        assert_eq!(app.summaries_mismatch().await, 0, "after {statement}");
+    }
+}

@@ -95,6 +95,11 @@ async fn every_kind_of_dirty_row_is_rejected_with_its_reason_and_the_rest_is_loa
     let summary = t.import(&fixtures()).await.unwrap();
 
     assert!(summary.fast_path, "the tables were empty");
+    assert_eq!(
+        t.summaries_mismatch().await,
+        0,
+        "the summaries are recounted"
+    );
     for (name, rows, accepted, rejected) in expected_fixture_counts() {
         let f = file(&summary, name);
         assert_eq!(
@@ -361,6 +366,15 @@ async fn a_second_run_adds_nothing_and_reports_every_valid_row_as_already_presen
         assert_eq!(reasons(b), reasons(a), "{}", b.file);
     }
     assert_eq!(table_counts(&db).await, before);
+    assert_eq!(t.summaries_mismatch().await, 0);
+    // The summary triggers are back on after either path.
+    db.execute(
+        "UPDATE reviews SET reported = NOT reported WHERE id % 3 = 0",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.summaries_mismatch().await, 0, "kept by the triggers");
     assert_eq!(
         t.rejects(),
         first_rejects,
@@ -521,6 +535,7 @@ async fn rows_already_in_the_database_are_parents_and_a_pair_rated_there_is_a_du
         "review 500 already rated characteristic 77"
     );
     assert_eq!(table_counts(&db).await, [1, 1, 3, 2]);
+    assert_eq!(t.summaries_mismatch().await, 0, "the new rating is counted");
 }
 
 #[tokio::test]

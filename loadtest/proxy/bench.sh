@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Benchmark of the proxy against nginx, in front of the same two user-service replicas, on this
+# machine (load generator included):
+#  - GET /users/{id} over 10,000 users with a warm cache, ids drawn uniformly from a URL file;
+#  - three targets, one after the other, with the same backends: direct (the URL file alternates
+#    the two replicas, oha draws from it at random), nginx (from apt, config generated below:
+#    upstream block with both replicas, keepalive 64, HTTP/1.1, `Connection ""`, round robin,
+#    worker_processes 2, no access log) and our proxy (release build, 2 runtime threads);
+#  - for each offered rate, each target at that fixed rate with latency correction
+#    (`oha -z SECS -q RATE -c 64 --latency-correction`), then each target unthrottled
+#    (`oha -z MAX_SECS -c 64`) for the maximum throughput;
+#  - all of that ROUNDS times, targets interleaved, so a burst of load from other work on the
+#    machine hits all three alike rather than one; the summary gives every round and the medians.
+# Raw oha output (JSON) lands in loadtest/out/proxy/, the summary on stdout and in
+# loadtest/out/proxy/summary.md.
+#
+# Usage: loadtest/proxy/bench.sh [rates] [seconds] [max_seconds] [rounds]
+#        (defaults: "5000 10000" 20 10 1)
+# Run it under the machine's benchmark lock: flock /tmp/bench.lock loadtest/proxy/bench.sh
+# Needs: PostgreSQL and Redis as for the tests, oha (`cargo install oha --locked`), nginx
+# (`apt-get install -y nginx`; the script runs its own instance on port 18090, not the system's).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rates=${1:-"5000 10000"}
+secs=${2:-20}
+max_secs=${3:-10}
+rounds=${4:-1}
+replica_ports=(18181 18182)
+proxy_port=18080
+nginx_port=18090
+db="bench_proxy_$(date +%s)"
+out=loadtest/out/proxy
+rm -rf "$out" && mkdir -p "$out/nginx"
+
+cargo build --release -q -p user -p proxy
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+}
+trap cleanup EXIT
+wait_ready() { # $1 = url
+  for _ in $(seq 1 100); do curl -fs "$1" >/dev/null && return; sleep 0.2; done
+  echo "$1 did not answer"; exit 1
+}
+
+# Two user-service replicas sharing one database and one Redis key prefix, one worker each.
+for port in "${replica_ports[@]}"; do
+  APP__SERVER__PORT=$port APP__SERVER__WORKERS=1 APP__POSTGRES__DATABASE=$db \
+    APP__REDIS__KEY_PREFIX="bench:$db:" APP__TELEMETRY__LOG_LEVEL=warn \
+    APP__AUTH__DEV_KEY_PATH="$out/key.pem" target/release/user > "$out/user-$port.log" 2>&1 &
+  pids+=($!)
+  wait_ready "localhost:$port/health/ready"
+done
+psql -h 127.0.0.1 -U postgres -d "$db" -qc "
+  INSERT INTO users (username, email, password_hash, display_name, bio)
+  SELECT 'user' || g, 'user' || g || '@example.com', 'x', 'User ' || g, 'Bio of user ' || g
+  FROM generate_series(1, 10000) g; ANALYZE users;"
+
+ids=$(psql -h 127.0.0.1 -U postgres -d "$db" -tAc "SELECT id FROM users ORDER BY id")
+for port in "${replica_ports[@]}"; do
+  sed "s|^|http://127.0.0.1:$port/users/|" <<<"$ids" > "$out/replica-$port.urls"
+  echo "warming replica $port: every id once"
+  python3 loadtest/lib/fill.py "$out/replica-$port.urls" 4
+done
+paste -d '\n' "$out/replica-${replica_ports[0]}.urls" "$out/replica-${replica_ports[1]}.urls" \
+  > "$out/direct.urls"
+sed "s|^|http://127.0.0.1:$proxy_port/users/|" <<<"$ids" > "$out/proxy.urls"
+sed "s|^|http://127.0.0.1:$nginx_port/users/|" <<<"$ids" > "$out/nginx.urls"
+
+# Our proxy: every pool on the two replicas (only /users is measured; the other pools' probes
+# then hit them instead of whatever listens on the default ports).
+upstreams="127.0.0.1:${replica_ports[0]},127.0.0.1:${replica_ports[1]}"
+APP__SERVER__PORT=$proxy_port APP__SERVER__HOST=127.0.0.1 APP__TELEMETRY__LOG_LEVEL=warn \
+  APP__POOLS__USER=$upstreams APP__POOLS__PLAYER=$upstreams APP__POOLS__REVIEWS=$upstreams \
+  APP__STATIC_FILES__DIR="$out/no-web-client" target/release/proxy > "$out/proxy.log" 2>&1 &
+pids+=($!)
+proxy_pid=$!
+wait_ready "localhost:$proxy_port/health/ready"
+
+# nginx, configured the same way.
+cat > "$out/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 2;
+pid $PWD/$out/nginx/nginx.pid;
+error_log $PWD/$out/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $PWD/$out/nginx/body;
+  proxy_temp_path $PWD/$out/nginx/proxy;
+  fastcgi_temp_path $PWD/$out/nginx/fastcgi;
+  uwsgi_temp_path $PWD/$out/nginx/uwsgi;
+  scgi_temp_path $PWD/$out/nginx/scgi;
+  keepalive_requests 1000000;
+  upstream user {
+    server 127.0.0.1:${replica_ports[0]} max_fails=3 fail_timeout=2s;
+    server 127.0.0.1:${replica_ports[1]} max_fails=3 fail_timeout=2s;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://user;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header X-Request-Id \$request_id;
+      proxy_connect_timeout 1s;
+      proxy_read_timeout 30s;
+      proxy_next_upstream error timeout;
+    }
+  }
+}
+EOF
+nginx -t -e "$PWD/$out/nginx/error.log" -c "$PWD/$out/nginx/nginx.conf" 2>"$out/nginx/test.log" || { cat "$out/nginx/test.log"; exit 1; }
+nginx -e "$PWD/$out/nginx/error.log" -c "$PWD/$out/nginx/nginx.conf" &
+pids+=($!)
+wait_ready "localhost:$nginx_port/health/live"
+
+run() { # $1 = target, $2 = rate or "max", $3 = round
+  local file="$out/$1-$2-r$3.json" rate_args=()
+  if [ "$2" = max ]; then
+    rate_args=(-z "${max_secs}s")
+  else
+    rate_args=(-z "${secs}s" -q "$2" --latency-correction)
+  fi
+  local opens_before opens_after
+  opens_before=$(nstat -az TcpPassiveOpens | awk '/TcpPassiveOpens/ {print $2}')
+  oha --no-tui --ipv4 "${rate_args[@]}" -c 64 --output-format json \
+    --urls-from-file "$out/$1.urls" > "$file"
+  opens_after=$(nstat -az TcpPassiveOpens | awk '/TcpPassiveOpens/ {print $2}')
+  echo "$((opens_after - opens_before))" > "$out/$1-$2-r$3.opens"
+  python3 - "$file" "$1" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+codes, errs = d["statusCodeDistribution"], dict(d["errorDistribution"])
+cut = errs.pop("aborted due to deadline", 0)
+ok = sum(n for c, n in codes.items() if c.startswith("2"))
+bad = sum(n for c, n in codes.items() if not c.startswith("2")) + sum(errs.values())
+p = d["latencyPercentiles"]
+print(f"{sys.argv[2]:>6} @ {sys.argv[3]:>5}: {d['summary']['requestsPerSec']:9.0f} req/s "
+      f"p50 {p['p50']*1000:6.2f} ms  p99 {p['p99']*1000:7.2f} ms  2xx {ok}  errors {bad}  cut off {cut}")
+PY
+}
+
+for round in $(seq 1 "$rounds"); do
+  echo "== round $round: fixed rates ${rates} req/s for ${secs}s each, 64 connections"
+  for rate in $rates; do
+    for target in direct nginx proxy; do run "$target" "$rate" "$round"; done
+  done
+  echo "== round $round: unthrottled, ${max_secs}s each, 64 connections"
+  for target in direct nginx proxy; do run "$target" max "$round"; done
+done
+
+proxy_rss=$(awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status")
+nginx_rss=0
+nginx_master=$(cat "$out/nginx/nginx.pid")
+for p in "$nginx_master" $(pgrep -P "$nginx_master" || true); do
+  nginx_rss=$((nginx_rss + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+done
+echo "RSS after the runs: proxy $((proxy_rss / 1024)) MiB, nginx (master + workers) $((nginx_rss / 1024)) MiB"
+
+python3 - "$out" "$rates" "$rounds" <<'PY' | tee "$out/summary.md"
+import json, statistics, sys
+out, rates, rounds = sys.argv[1], sys.argv[2].split() + ["max"], int(sys.argv[3])
+targets = ["direct", "nginx", "proxy"]
+def label(rate):
+    return "unthrottled" if rate == "max" else f"{int(rate):,} req/s"
+rows = {}
+for r in range(1, rounds + 1):
+    print(f"Round {r}:\n")
+    print("| offered | target | achieved req/s | p50 | p99 | 2xx | errors | cut off by the deadline | TCP connections accepted (machine-wide) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for rate in rates:
+        for t in targets:
+            d = json.load(open(f"{out}/{t}-{rate}-r{r}.json"))
+            codes, errs = d["statusCodeDistribution"], dict(d["errorDistribution"])
+            cut = errs.pop("aborted due to deadline", 0)
+            ok = sum(n for c, n in codes.items() if c.startswith("2"))
+            bad = sum(n for c, n in codes.items() if not c.startswith("2")) + sum(errs.values())
+            p = d["latencyPercentiles"]
+            rps = d["summary"]["requestsPerSec"]
+            opens = open(f"{out}/{t}-{rate}-r{r}.opens").read().strip()
+            rows.setdefault((rate, t), []).append((rps, p["p50"] * 1000, p["p99"] * 1000, bad))
+            print(f"| {label(rate)} | {t} | {rps:,.0f} | {p['p50']*1000:.2f} ms | {p['p99']*1000:.2f} ms | {ok:,} | {bad} | {cut} | {opens} |")
+    m = {t: rows[("max", t)][-1][0] for t in targets}
+    print(f"\nUnthrottled: proxy/nginx = {m['proxy']/m['nginx']:.2f}, proxy/direct = "
+          f"{m['proxy']/m['direct']:.2f}, nginx/direct = {m['nginx']/m['direct']:.2f}\n")
+if rounds > 1:
+    print(f"Medians over {rounds} rounds:\n")
+    print("| offered | target | achieved req/s | p50 | p99 | errors (all rounds) |")
+    print("|---|---|---|---|---|---|")
+    for rate in rates:
+        for t in targets:
+            v = rows[(rate, t)]
+            med = lambda i: statistics.median(x[i] for x in v)
+            print(f"| {label(rate)} | {t} | {med(0):,.0f} | {med(1):.2f} ms | {med(2):.2f} ms | {sum(x[3] for x in v)} |")
+    ratios = [rows[("max", "proxy")][i][0] / rows[("max", "nginx")][i][0] for i in range(rounds)]
+    direct = [rows[("max", "proxy")][i][0] / rows[("max", "direct")][i][0] for i in range(rounds)]
+    print(f"\nUnthrottled proxy/nginx by round: {', '.join(f'{x:.2f}' for x in ratios)} "
+          f"(median {statistics.median(ratios):.2f}); proxy/direct median {statistics.median(direct):.2f}")
+PY

@@ -1,0 +1,272 @@
+//! One request, start to finish: what the path means, who answers, and the bookkeeping every
+//! response gets (`X-Request-Id`, metrics, the request span).
+//!
+//! What a path means, in order:
+//! 1. `/health/live`, `/health/ready`, `/metrics`: the proxy's own.
+//! 2. `/api/{pool}/openapi.json`: that pool's `/openapi.json`; anything else under `/api/` is 404.
+//! 3. A path the routing table matches goes to that pool — unless it is a browser navigation
+//!    (`GET`/`HEAD` with `text/html` in `Accept`, last segment without a dot), which gets the web
+//!    client's `index.html`: `/songs/123` typed in the address bar is a client-side route, while the
+//!    client's own `fetch('/songs/123')` asks for JSON. No API route answers HTML.
+//! 4. Everything else is the web client's static files, with `index.html` for client-side routes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use serde_json::json;
+use tracing::Instrument as _;
+use tracing::field::Empty;
+
+use crate::balancer::Pool;
+use crate::body::{self, Body};
+use crate::context::{self, REQUEST_ID};
+use crate::error::{ProxyError, json};
+use crate::forward::{Forwarder, Peer, UpstreamClient, UpstreamHead};
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::routes::RoutingTable;
+use crate::static_files::StaticFiles;
+
+/// Everything a request needs, shared by all connections.
+pub struct App {
+    pub(crate) routes: RoutingTable,
+    pub(crate) pools: BTreeMap<String, Arc<Pool>>,
+    pub(crate) forwarder: Forwarder,
+    pub(crate) static_files: StaticFiles,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) trust_forwarded: bool,
+    pub(crate) internal: RouteMetrics,
+    pub(crate) openapi: RouteMetrics,
+    pub(crate) static_route: RouteMetrics,
+    pub(crate) unmatched: RouteMetrics,
+}
+
+impl App {
+    /// A pool by name (tests and tools look at its replicas' health).
+    pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.pools.get(name)
+    }
+
+    /// A new upstream client (one per worker thread).
+    pub fn client(&self) -> UpstreamClient {
+        self.forwarder.client()
+    }
+
+    /// The metrics registry (worker threads count into it thread-locally).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Answers one request from `peer`, forwarding through `client` if it goes upstream. Never
+    /// fails: errors become JSON responses.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: &Peer,
+        client: &UpstreamClient,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let _in_flight = InFlight::enter(&self.metrics);
+        let request_id = context::request_id(request.headers());
+        let span = tracing::info_span!(
+            "proxy.request",
+            otel.kind = "server",
+            http.request.method = %request.method(),
+            url.path = %request.uri().path(),
+            request_id = request_id.to_str().unwrap_or_default(),
+            route = Empty,
+            upstream = Empty,
+            http.response.status_code = Empty,
+        );
+        let meta = Meta {
+            peer,
+            client,
+            caller: context::caller_context(request.headers(), &span),
+            request_id: &request_id,
+            span: &span,
+        };
+        let (route, result) = self.dispatch(request, &meta).instrument(span.clone()).await;
+        let mut response = result.unwrap_or_else(|e| {
+            route.error(e.code());
+            e.response()
+        });
+        let status = response.status().as_u16();
+        response.headers_mut().insert(&REQUEST_ID, request_id);
+        route.observe(status, started.elapsed().as_secs_f64());
+        span.record("http.response.status_code", status);
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        request: Request<Incoming>,
+        meta: &Meta<'_>,
+    ) -> (&RouteMetrics, Result<Response<Body>, ProxyError>) {
+        let span = meta.span;
+        if let Err(e) = well_formed(&request) {
+            return (&self.unmatched, Err(e));
+        }
+        let path = request.uri().path();
+        if matches!(path, "/health/live" | "/health/ready" | "/metrics") {
+            span.record("route", "internal");
+            return (&self.internal, self.internal(&request));
+        }
+        if let Some(rest) = path.strip_prefix("/api/") {
+            let pool = match rest.split_once('/') {
+                Some((name, "openapi.json")) => self.pools.get(name),
+                _ => None,
+            };
+            let Some(pool) = pool else {
+                return (&self.unmatched, Err(ProxyError::NotFound));
+            };
+            span.record("route", "openapi");
+            let result = self.proxy(pool, request, meta, Some("/openapi.json")).await;
+            return (&self.openapi, result);
+        }
+        let navigation = is_navigation(&request);
+        if let Some(route) = self.routes.lookup(path) {
+            let file_like = path.rsplit('/').next().unwrap_or_default().contains('.');
+            if !(navigation && !file_like && self.static_files.has_index()) {
+                span.record("route", route.pattern.as_str());
+                let result = self.proxy(&route.pool, request, meta, None).await;
+                return (&route.metrics, result);
+            }
+        }
+        span.record("route", "static");
+        let result = self
+            .static_files
+            .serve(request.method(), path, request.headers(), navigation);
+        (&self.static_route, result)
+    }
+
+    async fn proxy(
+        &self,
+        pool: &Pool,
+        request: Request<Incoming>,
+        meta: &Meta<'_>,
+        rewrite: Option<&'static str>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let (parts, body) = request.into_parts();
+        let trace = context::upstream_context(&meta.caller, meta.span);
+        let head = UpstreamHead::new(
+            parts,
+            meta.peer,
+            meta.request_id,
+            &trace,
+            self.trust_forwarded,
+            rewrite,
+        );
+        let response = self
+            .forwarder
+            .forward(meta.client, pool, head, body)
+            .await?;
+        Ok(response.map(body::streamed))
+    }
+
+    fn internal(&self, request: &Request<Incoming>) -> Result<Response<Body>, ProxyError> {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return Err(ProxyError::MethodNotAllowed("GET, HEAD"));
+        }
+        Ok(match request.uri().path() {
+            "/health/live" => json(StatusCode::OK, &json!({"status": "ok"})),
+            "/health/ready" => self.ready(),
+            _ => {
+                let mut res = Response::new(body::full(self.metrics.render()));
+                res.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                res
+            }
+        })
+    }
+
+    /// Ready when every pool has a replica in rotation; the body gives each pool's count.
+    fn ready(&self) -> Response<Body> {
+        let pools: BTreeMap<&str, serde_json::Value> = self
+            .pools
+            .iter()
+            .map(|(name, pool)| {
+                let healthy = pool.healthy_count();
+                (
+                    name.as_str(),
+                    json!({"healthy": healthy, "replicas": pool.len()}),
+                )
+            })
+            .collect();
+        if self.pools.values().all(|p| p.healthy_count() > 0) {
+            json(StatusCode::OK, &json!({"status": "ready", "pools": pools}))
+        } else {
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({
+                    "status": "unavailable",
+                    "code": "not_ready",
+                    "message": "a pool has no healthy replica",
+                    "pools": pools,
+                }),
+            )
+        }
+    }
+}
+
+/// What the request carries on its way upstream besides itself.
+struct Meta<'a> {
+    peer: &'a Peer,
+    client: &'a UpstreamClient,
+    request_id: &'a HeaderValue,
+    /// The caller's trace context, already the parent of `span`.
+    caller: opentelemetry::Context,
+    span: &'a tracing::Span,
+}
+
+/// The checks a request must pass before it is routed; hyper already refused what it could not
+/// parse (with a bare 400).
+fn well_formed(request: &Request<Incoming>) -> Result<(), ProxyError> {
+    if request.method() == Method::CONNECT {
+        return Err(ProxyError::MethodNotAllowed(
+            "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+        ));
+    }
+    if !request.uri().path().starts_with('/') {
+        return Err(ProxyError::BadRequest(
+            "the request target must be a path such as /songs",
+        ));
+    }
+    let hosts = request.headers().get_all(HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && request.version() == Version::HTTP_11) {
+        return Err(ProxyError::BadRequest(
+            "an HTTP/1.1 request needs exactly one Host header",
+        ));
+    }
+    Ok(())
+}
+
+/// A browser navigation: `GET`/`HEAD` asking for HTML.
+fn is_navigation(request: &Request<Incoming>) -> bool {
+    (request.method() == Method::GET || request.method() == Method::HEAD)
+        && request
+            .headers()
+            .get_all(ACCEPT)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|s| s.contains("text/html")))
+}
+
+/// Counts a request in flight for as long as it is handled, even when the caller goes away.
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn enter(metrics: &'a Metrics) -> Self {
+        metrics.in_flight(1);
+        Self(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight(-1);
+    }
+}

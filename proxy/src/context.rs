@@ -1,0 +1,152 @@
+//! What identifies a request across services: the `X-Request-Id` and the W3C trace context.
+//!
+//! The proxy is the edge, so it always takes part in the trace: the context it sends upstream names
+//! the proxy's own span as the parent — a child of the caller's `traceparent` when one came in, the
+//! root of a new trace otherwise. With an OTLP endpoint configured that span is the recorded
+//! `proxy.request` span and is exported; without one it is only an id (a fresh span id under the
+//! caller's trace id), so the services' spans and logs still share one trace id per request.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{Context, global};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+/// The request-id header: the caller's when sane, generated otherwise, echoed on every response.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// The caller's request id if it is sane (1–128 visible ASCII characters), else a new UUID.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(&REQUEST_ID)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+        .unwrap_or_else(new_request_id)
+}
+
+fn new_request_id() -> HeaderValue {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// The caller's trace context (empty when none or malformed), made the parent of `span`. Call it
+/// before the span is first entered: a span's parent is fixed once it starts.
+pub fn caller_context(incoming: &HeaderMap, span: &Span) -> Context {
+    let caller = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(incoming)));
+    // Fails when no OpenTelemetry layer records the span; `upstream_context` then makes an id.
+    let _ = span.set_parent(caller.clone());
+    caller
+}
+
+/// The trace context to send upstream: `span`'s own when it is recorded, else a fresh span id
+/// under the caller's trace (or a new trace): see the module comment.
+pub fn upstream_context(caller: &Context, span: &Span) -> Context {
+    let own = span.context();
+    if own.span().span_context().is_valid() {
+        return own;
+    }
+    let caller = caller.span().span_context().clone();
+    let (trace_id, flags, state) = if caller.is_valid() {
+        (
+            caller.trace_id(),
+            caller.trace_flags(),
+            caller.trace_state().clone(),
+        )
+    } else {
+        (
+            TraceId::from(random_nonzero_u128()),
+            TraceFlags::SAMPLED,
+            TraceState::default(),
+        )
+    };
+    let ours = SpanContext::new(
+        trace_id,
+        SpanId::from(random_nonzero_u64()),
+        flags,
+        true,
+        state,
+    );
+    Context::new().with_remote_span_context(ours)
+}
+
+/// Replaces any `traceparent`/`tracestate` in `headers` with `context`'s.
+pub fn inject(context: &Context, headers: &mut HeaderMap) {
+    headers.remove(&TRACEPARENT);
+    headers.remove(&TRACESTATE);
+    global::get_text_map_propagator(|p| p.inject_context(context, &mut HeaderInjector(headers)));
+}
+
+fn random_nonzero_u64() -> u64 {
+    rand::random::<u64>().max(1)
+}
+
+fn random_nonzero_u128() -> u128 {
+    rand::random::<u128>().max(1)
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        let name = match key {
+            "traceparent" => TRACEPARENT.clone(),
+            "tracestate" => TRACESTATE.clone(),
+            other => match HeaderName::from_bytes(other.as_bytes()) {
+                Ok(name) => name,
+                Err(_) => return,
+            },
+        };
+        if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sane_request_id_is_kept() {
+        let mut h = HeaderMap::new();
+        h.insert(&REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+    }
+
+    #[test]
+    fn a_missing_or_odd_request_id_is_replaced_by_a_uuid() {
+        let mut h = HeaderMap::new();
+        let generated = request_id(&h);
+        assert_eq!(generated.len(), 36);
+        assert_ne!(generated, request_id(&h), "each one is new");
+        h.insert(&REQUEST_ID, HeaderValue::from_static("has space"));
+        assert_eq!(request_id(&h).len(), 36);
+        h.insert(
+            &REQUEST_ID,
+            HeaderValue::from_str(&"x".repeat(129)).unwrap(),
+        );
+        assert_eq!(request_id(&h).len(), 36);
+    }
+}

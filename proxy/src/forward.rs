@@ -1,0 +1,593 @@
+//! Forwarding a request to a pool: the pooled keep-alive client (one per worker thread, see
+//! [`crate::server`]), header hygiene, retries and timeouts. Bodies stream both ways and are never
+//! buffered.
+//!
+//! Retries. A request goes to another replica (at most `upstream.max_attempts` replicas in all)
+//! when:
+//! - the connection could not be opened (refused, or past the connect timeout): nothing was sent,
+//!   so any method is retried, a body too — the body is handed back untouched by the client when
+//!   the attempt is dropped (see [`UpstreamBody`]);
+//! - the attempt failed in any other way (a kept-alive connection closed under it, a reset, an
+//!   unreadable response), the method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) *and*
+//!   the request has no body: such a request can be sent again as it was. A request with a body
+//!   is not retried after any of the body went out, whatever its method: the body was streamed
+//!   and is gone. So a POST whose body went out is never sent twice.
+//!
+//! A response timeout is not retried: a replica that is slow to answer is usually overloaded, and
+//! the request may have had its effect; the answer is 504 and the replica's failure counts toward
+//! its ejection.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{
+    CONNECTION, EXPECT, FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Method, Request, Response, Uri, Version};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::oneshot;
+
+use crate::balancer::{Pool, Replica};
+use crate::config::UpstreamSettings;
+use crate::context::REQUEST_ID;
+use crate::error::ProxyError;
+use crate::health::Policy;
+
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The client type of forwarding and health probes.
+pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+
+/// The pooled keep-alive HTTP/1.1 client to the replicas.
+pub fn client(settings: &UpstreamSettings) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(settings.connect_timeout()));
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(settings.idle_timeout_secs))
+        .pool_max_idle_per_host(settings.max_idle_per_replica)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector)
+}
+
+/// Removes the hop-by-hop headers: those RFC 9110 names, those the `Connection` header lists, and
+/// the old `Proxy-Connection`. They describe one connection and must not travel further.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(&CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(&CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
+    }
+    for name in [
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &PROXY_AUTHENTICATE,
+        &PROXY_AUTHORIZATION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// The caller at the other end of a connection, with its address ready for `X-Forwarded-For`
+/// (made once per connection, not per request).
+pub struct Peer {
+    pub addr: SocketAddr,
+    ip: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = HeaderValue::from_str(&addr.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { addr, ip }
+    }
+}
+
+/// What every attempt sends: the method, target and cleaned headers, prepared once.
+pub struct UpstreamHead {
+    method: Method,
+    path_and_query: PathAndQuery,
+    headers: HeaderMap,
+}
+
+impl UpstreamHead {
+    /// Cleans the caller's request head for the upstream: hop-by-hop headers removed,
+    /// `X-Forwarded-For/-Proto/-Host` set, `X-Request-Id` and `traceparent` set; `Host` becomes
+    /// the replica's address (the caller's is in `X-Forwarded-Host`). `rewrite` replaces the path
+    /// (the query is dropped with it).
+    pub fn new(
+        parts: http::request::Parts,
+        peer: &Peer,
+        request_id: &HeaderValue,
+        trace: &opentelemetry::Context,
+        trust_forwarded: bool,
+        rewrite: Option<&'static str>,
+    ) -> Self {
+        let http::request::Parts {
+            method,
+            uri,
+            mut headers,
+            ..
+        } = parts;
+        strip_hop_by_hop(&mut headers);
+        // The server side already answered `100-continue`; the client does not wait for it.
+        headers.remove(EXPECT);
+        let host = headers.remove(HOST).or_else(|| {
+            uri.authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        set_forwarded(&mut headers, &peer.ip, host, trust_forwarded);
+        headers.insert(&REQUEST_ID, request_id.clone());
+        crate::context::inject(trace, &mut headers);
+        let path_and_query = match rewrite {
+            Some(path) => PathAndQuery::from_static(path),
+            None => uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        };
+        Self {
+            method,
+            path_and_query,
+            headers,
+        }
+    }
+
+    fn request(
+        &self,
+        replica: &Replica,
+        body: UpstreamBody,
+    ) -> Result<Request<UpstreamBody>, http::Error> {
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(replica.authority.clone())
+            .path_and_query(self.path_and_query.clone())
+            .build()?;
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = Version::HTTP_11;
+        let mut headers = self.headers.clone();
+        headers.insert(HOST, replica.host.clone());
+        *request.headers_mut() = headers;
+        Ok(request)
+    }
+}
+
+fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: &HeaderValue,
+    host: Option<HeaderValue>,
+    trust: bool,
+) {
+    if trust {
+        let peer = peer.to_str().unwrap_or("unknown");
+        let earlier: Vec<&str> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let chain = if earlier.is_empty() {
+            peer.to_owned()
+        } else {
+            format!("{}, {peer}", earlier.join(", "))
+        };
+        if let Ok(v) = HeaderValue::from_str(&chain) {
+            headers.insert(&X_FORWARDED_FOR, v);
+        }
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        }
+        if let Some(host) = host.filter(|_| !headers.contains_key(&X_FORWARDED_HOST)) {
+            headers.insert(&X_FORWARDED_HOST, host);
+        }
+    } else {
+        // Anyone can send these; at the edge only what the proxy saw is true. `Forwarded` goes
+        // too: actix prefers it to `X-Forwarded-*`.
+        headers.remove(FORWARDED);
+        headers.insert(&X_FORWARDED_FOR, peer.clone());
+        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        match host {
+            Some(host) => {
+                headers.insert(&X_FORWARDED_HOST, host);
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
+}
+
+/// Sends requests to pools: selection, attempts, timeouts, passive health accounting.
+pub struct Forwarder {
+    settings: UpstreamSettings,
+    response_timeout: Duration,
+    max_attempts: usize,
+    policy: Policy,
+}
+
+enum Failure {
+    /// The connection could not be opened: nothing was sent.
+    Connect(hyper_util::client::legacy::Error),
+    /// Reading the caller's body failed (the caller went away): not the replica's fault.
+    Caller(hyper_util::client::legacy::Error),
+    /// Anything else on the way to a response head.
+    Upstream(hyper_util::client::legacy::Error),
+    Timeout,
+}
+
+impl From<hyper_util::client::legacy::Error> for Failure {
+    fn from(e: hyper_util::client::legacy::Error) -> Self {
+        if e.is_connect() {
+            return Self::Connect(e);
+        }
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            if let Some(h) = s.downcast_ref::<hyper::Error>() {
+                if h.is_user() {
+                    return Self::Caller(e);
+                }
+                break;
+            }
+            source = s.source();
+        }
+        Self::Upstream(e)
+    }
+}
+
+impl Forwarder {
+    pub fn new(settings: &UpstreamSettings, policy: Policy) -> Self {
+        Self {
+            settings: settings.clone(),
+            response_timeout: settings.response_timeout(),
+            max_attempts: settings.max_attempts,
+            policy,
+        }
+    }
+
+    /// A new pooled client with the configured timeouts; each worker thread makes its own, so a
+    /// request, its upstream connection and its body stay on one thread.
+    pub fn client(&self) -> UpstreamClient {
+        client(&self.settings)
+    }
+
+    /// Sends the request to a healthy replica of `pool` through `client`, retrying as the module
+    /// comment says; returns the response with its body still streaming.
+    pub async fn forward(
+        &self,
+        client: &UpstreamClient,
+        pool: &Pool,
+        head: UpstreamHead,
+        body: Incoming,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let idempotent = matches!(
+            head.method,
+            Method::GET
+                | Method::HEAD
+                | Method::PUT
+                | Method::DELETE
+                | Method::OPTIONS
+                | Method::TRACE
+        );
+        let mut pending = if body.is_end_stream() {
+            Pending::Empty
+        } else {
+            Pending::Body(body)
+        };
+        let mut tried = 0u64;
+        let mut failure = ProxyError::NoHealthyUpstream;
+        for attempt in 0..self.max_attempts {
+            let Some((index, replica)) = pool.select(tried) else {
+                break;
+            };
+            tried |= 1 << index;
+            if attempt > 0 {
+                replica.metrics.retry();
+            }
+            let was_empty = matches!(pending, Pending::Empty);
+            let (body, returned, sent) = pending.attempt();
+            let request = head.request(replica, body).map_err(|e| {
+                tracing::error!(error = %e, replica = %replica.addr, "cannot build the upstream request");
+                ProxyError::BadGateway
+            })?;
+            tracing::Span::current().record("upstream", replica.addr.as_str());
+            let started = Instant::now();
+            match self.send(client, request, sent).await {
+                Ok(mut response) => {
+                    self.policy.request_succeeded(pool, index);
+                    replica
+                        .metrics
+                        .observe(response.status().as_u16(), started.elapsed().as_secs_f64());
+                    strip_hop_by_hop(response.headers_mut());
+                    return Ok(response);
+                }
+                Err(Failure::Timeout) => {
+                    tracing::warn!(pool = %pool.name, replica = %replica.addr, "upstream timed out");
+                    replica.metrics.error("timeout");
+                    self.policy.failed(pool, index);
+                    return Err(ProxyError::UpstreamTimeout);
+                }
+                Err(Failure::Caller(e)) => {
+                    tracing::debug!(error = %e, "the caller's body failed");
+                    return Err(ProxyError::BadRequest("the request body could not be read"));
+                }
+                Err(Failure::Connect(e)) => {
+                    tracing::warn!(pool = %pool.name, replica = %replica.addr, error = %e, "cannot connect to the upstream");
+                    replica.metrics.error("connect");
+                    self.policy.failed(pool, index);
+                    failure = ProxyError::BadGateway;
+                    match returned.recover() {
+                        Some(again) => pending = again,
+                        None => return Err(failure),
+                    }
+                }
+                Err(Failure::Upstream(e)) => {
+                    tracing::warn!(pool = %pool.name, replica = %replica.addr, error = %e, "upstream failed");
+                    replica.metrics.error("failed");
+                    self.policy.failed(pool, index);
+                    failure = ProxyError::BadGateway;
+                    if !(idempotent && was_empty) {
+                        return Err(failure);
+                    }
+                    pending = Pending::Empty;
+                }
+            }
+        }
+        Err(failure)
+    }
+
+    /// One attempt, bounded by the response timeout, which starts once the body is sent.
+    async fn send(
+        &self,
+        client: &UpstreamClient,
+        request: Request<UpstreamBody>,
+        sent: Option<oneshot::Receiver<()>>,
+    ) -> Result<Response<Incoming>, Failure> {
+        let response = client.request(request);
+        let timeout = self.response_timeout;
+        let deadline = async move {
+            if let Some(sent) = sent {
+                // Resolves when the body ends, or when it is dropped (sent or abandoned).
+                let _ = sent.await;
+            }
+            tokio::time::sleep(timeout).await;
+        };
+        tokio::select! {
+            biased;
+            result = response => result.map_err(Failure::from),
+            () = deadline => Err(Failure::Timeout),
+        }
+    }
+}
+
+/// The request body between attempts.
+enum Pending {
+    Empty,
+    Body(Incoming),
+}
+
+/// How to get the body back after an attempt that sent nothing.
+enum Returned {
+    Empty,
+    Body(oneshot::Receiver<Incoming>),
+}
+
+impl Pending {
+    /// The body for one attempt, the way to get it back, and the signal that it was all sent.
+    fn attempt(self) -> (UpstreamBody, Returned, Option<oneshot::Receiver<()>>) {
+        match self {
+            Self::Empty => (UpstreamBody(Inner::Empty), Returned::Empty, None),
+            Self::Body(body) => {
+                let (give_back, returned) = oneshot::channel();
+                let (sent, sent_rx) = oneshot::channel();
+                let tracked = Tracked {
+                    body: Some(body),
+                    polled: false,
+                    give_back: Some(give_back),
+                    sent: Some(sent),
+                };
+                (
+                    UpstreamBody(Inner::Streaming(tracked)),
+                    Returned::Body(returned),
+                    Some(sent_rx),
+                )
+            }
+        }
+    }
+}
+
+impl Returned {
+    /// The body again, if the attempt never read it.
+    fn recover(self) -> Option<Pending> {
+        match self {
+            Self::Empty => Some(Pending::Empty),
+            // The client drops a request it could not send before it reports the error, so a
+            // body that was never polled is already back here.
+            Self::Body(mut rx) => rx.try_recv().ok().map(Pending::Body),
+        }
+    }
+}
+
+/// The body of an upstream request: empty, or the caller's body streamed through.
+///
+/// A streamed body remembers whether the client ever polled it. If the request is dropped without
+/// that (the connection could not be opened), the caller's body goes back to the forwarder
+/// untouched for the next replica; once polled, some of it may be on the wire and it is never
+/// offered again.
+pub struct UpstreamBody(Inner);
+
+enum Inner {
+    Empty,
+    Streaming(Tracked),
+}
+
+struct Tracked {
+    body: Option<Incoming>,
+    polled: bool,
+    give_back: Option<oneshot::Sender<Incoming>>,
+    sent: Option<oneshot::Sender<()>>,
+}
+
+impl UpstreamBody {
+    /// No body (GET, HEAD, probes).
+    pub fn empty() -> Self {
+        Self(Inner::Empty)
+    }
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let Inner::Streaming(tracked) = &mut self.get_mut().0 else {
+            return Poll::Ready(None);
+        };
+        tracked.polled = true;
+        tracked.give_back = None;
+        let Some(body) = tracked.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = Pin::new(&mut *body).poll_frame(cx);
+        let finished = match &frame {
+            Poll::Ready(None | Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+            Poll::Pending => false,
+        };
+        if finished {
+            if let Some(sent) = tracked.sent.take() {
+                let _ = sent.send(());
+            }
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Inner::Empty => true,
+            Inner::Streaming(t) => t.body.as_ref().is_none_or(HttpBody::is_end_stream),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Inner::Empty => SizeHint::with_exact(0),
+            Inner::Streaming(t) => t
+                .body
+                .as_ref()
+                .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint),
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.polled {
+            return;
+        }
+        if let (Some(give_back), Some(body)) = (self.give_back.take(), self.body.take()) {
+            let _ = give_back.send(body);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, x-private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic x"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-connection", "keep-alive"),
+            ("accept", "*/*"),
+            ("range", "bytes=0-1"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "range"]);
+    }
+
+    #[test]
+    fn at_the_edge_forwarded_headers_are_replaced_by_what_the_proxy_saw() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=1.2.3.4;host=evil"),
+        ]);
+        let peer = Peer::new("192.0.2.7:5555".parse().unwrap());
+        set_forwarded(
+            &mut h,
+            &peer.ip,
+            Some(HeaderValue::from_static("example.com")),
+            false,
+        );
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "example.com");
+        assert!(!h.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn behind_a_trusted_balancer_the_chain_is_extended() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let peer = Peer::new("192.0.2.7:5555".parse().unwrap());
+        set_forwarded(
+            &mut h,
+            &peer.ip,
+            Some(HeaderValue::from_static("example.com")),
+            true,
+        );
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.1, 192.0.2.7");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "example.com");
+    }
+}

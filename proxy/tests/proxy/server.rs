@@ -1,0 +1,178 @@
+//! The proxy's own endpoints, malformed requests, and graceful shutdown.
+
+use std::time::Duration;
+
+use hyper::Method;
+
+use crate::helpers::{Backend, TestProxy, echo, empty, raw};
+
+const JSON: (&str, &str) = ("accept", "application/json");
+
+/// The value of the sample of `metric` whose labels include every one of `labels`.
+fn sample(metrics: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_per_route_and_per_replica_with_health() {
+    let (a, b) = (Backend::echo("a").await, Backend::echo("b").await);
+    let proxy = TestProxy::player(&[&a, &b]).await;
+    for _ in 0..4 {
+        assert_eq!(proxy.get("/songs/1", &[JSON]).await.status, 200);
+    }
+    assert_eq!(proxy.get("/style.css", &[]).await.status, 200);
+    assert_eq!(proxy.get("/missing.js", &[]).await.status, 404);
+
+    // Worker threads add their counts to the shared series every 200 ms.
+    let mut text = String::new();
+    for _ in 0..50 {
+        let reply = proxy.get("/metrics", &[]).await;
+        assert_eq!(reply.status, 200);
+        let content_type = reply.header("content-type").unwrap();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        text = reply.text();
+        let labels = ["route=\"/songs\"", "status=\"2xx\""];
+        if sample(&text, "proxy_requests_total", &labels) == Some(4.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for replica in [a.addr, b.addr] {
+        let r = format!("replica=\"{replica}\"");
+        assert_eq!(
+            sample(
+                &text,
+                "proxy_upstream_requests_total",
+                &["pool=\"player\"", &r, "status=\"2xx\""]
+            ),
+            Some(2.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "proxy_upstream_healthy", &["pool=\"player\"", &r]),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "proxy_upstream_duration_seconds_count", &[&r]),
+            Some(2.0)
+        );
+    }
+    assert_eq!(
+        sample(
+            &text,
+            "proxy_requests_total",
+            &["route=\"/songs\"", "status=\"2xx\""]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "proxy_request_duration_seconds_count",
+            &["route=\"/songs\""]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "proxy_errors_total",
+            &["route=\"static\"", "code=\"not_found\""]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_gets_400_in_the_shared_shape() {
+    let player = Backend::echo("player").await;
+    let proxy = TestProxy::player(&[&player]).await;
+
+    let no_host = raw(
+        proxy.addr,
+        "GET /songs/1 HTTP/1.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(no_host.starts_with("HTTP/1.1 400"), "{no_host}");
+    assert!(no_host.contains("\"code\":\"bad_request\""), "{no_host}");
+    assert!(no_host.to_ascii_lowercase().contains("x-request-id:"));
+
+    let two_hosts = raw(
+        proxy.addr,
+        "GET /songs/1 HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(two_hosts.starts_with("HTTP/1.1 400"), "{two_hosts}");
+
+    // What hyper cannot parse at all it refuses itself, with a bare 400.
+    let garbage = raw(proxy.addr, "NOT AN HTTP REQUEST\r\n\r\n").await;
+    assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
+    assert_eq!(player.hits(), 0);
+
+    // HTTP/1.0 needs no Host.
+    let old = raw(
+        proxy.addr,
+        "GET /songs/1 HTTP/1.0\r\nAccept: application/json\r\n\r\n",
+    )
+    .await;
+    assert!(old.starts_with("HTTP/1.0 200"), "{old}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxys_own_endpoints_answer_get_only() {
+    let player = Backend::echo("player").await;
+    let proxy = TestProxy::player(&[&player]).await;
+    let live = proxy.get("/health/live", &[]).await;
+    assert_eq!(
+        (live.status.as_u16(), live.json()["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let ready = proxy.get("/health/ready", &[]).await;
+    assert_eq!(ready.json()["pools"]["player"]["replicas"], 1);
+    let post = proxy.send(Method::POST, "/metrics", &[], empty()).await;
+    assert_eq!(post.status, 405);
+    assert_eq!(post.error_code(), "method_not_allowed");
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_connections() {
+    let slow = Backend::start("slow", |req| async move {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        echo("slow".into(), req).await
+    })
+    .await;
+    let mut proxy = TestProxy::player(&[&slow]).await;
+    let addr = proxy.addr;
+    let url = proxy.url("/songs/1");
+
+    let in_flight = tokio::spawn(async move {
+        let client = crate::helpers::client();
+        let req = hyper::Request::get(url)
+            .header("accept", "application/json")
+            .body(empty())
+            .unwrap();
+        let res = client.request(req).await.unwrap();
+        crate::helpers::Reply::read(res).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopped = proxy.shut_down();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "new connections are refused while draining"
+    );
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200, "the in-flight request completed");
+    assert_eq!(reply.json()["backend"], "slow");
+    tokio::time::timeout(Duration::from_secs(3), stopped)
+        .await
+        .expect("the proxy stops once drained")
+        .unwrap();
+}

@@ -26,6 +26,7 @@ CONFIG_OF = {
     "audiostorm/user": "services/user/src/config.rs",
     "audiostorm/player": "services/player/src/config.rs",
     "audiostorm/reviews": "services/reviews/src/config.rs",
+    "audiostorm/proxy": "proxy/src/config.rs",
 }
 
 

@@ -30,6 +30,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home /var/lib/audiostorm --create-home audiostorm
 COPY --from=builder /app /usr/local/bin/service
+# The web client (plain modules, no build step), served by the proxy from APP__STATIC_FILES__DIR.
+COPY web /srv/web
 USER audiostorm
 WORKDIR /var/lib/audiostorm
 ENV APP__SERVER__HOST=0.0.0.0

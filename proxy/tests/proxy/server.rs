@@ -142,9 +142,19 @@ async fn the_proxys_own_endpoints_answer_get_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_connections() {
-    let slow = Backend::start("slow", |req| async move {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        echo("slow".into(), req).await
+    // The backend says when the request has reached it: only then is it surely in flight, however
+    // busy the machine.
+    let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
+    let slow = Backend::start("slow", {
+        let arrived = arrived.clone();
+        move |req| {
+            let arrived = arrived.clone();
+            async move {
+                arrived.notify_one();
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                echo("slow".into(), req).await
+            }
+        }
     })
     .await;
     let mut proxy = TestProxy::player(&[&slow]).await;
@@ -160,7 +170,9 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_connectio
         let res = client.request(req).await.unwrap();
         crate::helpers::Reply::read(res).await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .expect("the request reaches the backend");
     let stopped = proxy.shut_down();
     tokio::time::sleep(Duration::from_millis(100)).await;
 

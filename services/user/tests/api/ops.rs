@@ -157,15 +157,13 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     std::thread::spawn(move || lines.for_each(drop));
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    // Warm a keep-alive connection so the slow request is dispatched the moment it is sent.
-    assert_eq!(
-        http.get(format!("{url}/health/live"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    // Warm a keep-alive connection, reading the body to its end so that it goes back to the pool,
+    // and the sign-up below travels on a connection the server's worker already owns. On a new
+    // connection it could still sit in the accept queue when the signal arrives (on a machine
+    // busy with every other test), and a stopping server drops connections it has not taken up.
+    let warm = http.get(format!("{url}/health/live")).send().await.unwrap();
+    assert_eq!(warm.status(), StatusCode::OK);
+    warm.bytes().await.unwrap();
     let in_flight = tokio::spawn({
         let http = http.clone();
         let url = url.clone();

@@ -25,10 +25,11 @@ use crate::balancer::Pool;
 use crate::body::{self, Body};
 use crate::context::{self, REQUEST_ID};
 use crate::error::{ProxyError, json};
-use crate::forward::{Forwarder, Peer, UpstreamClient, UpstreamHead};
+use crate::forward::{Forwarder, Peer, UpstreamHead};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::routes::RoutingTable;
 use crate::static_files::StaticFiles;
+use crate::upstream::Connections;
 
 /// Everything a request needs, shared by all connections.
 pub struct App {
@@ -50,9 +51,9 @@ impl App {
         self.pools.get(name)
     }
 
-    /// A new upstream client (one per worker thread).
-    pub fn client(&self) -> UpstreamClient {
-        self.forwarder.client()
+    /// A new set of upstream connections (one per worker thread).
+    pub fn connections(&self) -> Connections {
+        self.forwarder.connections()
     }
 
     /// The metrics registry (worker threads count into it thread-locally).
@@ -60,13 +61,13 @@ impl App {
         &self.metrics
     }
 
-    /// Answers one request from `peer`, forwarding through `client` if it goes upstream. Never
+    /// Answers one request from `peer`, forwarding over `connections` if it goes upstream. Never
     /// fails: errors become JSON responses.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
         peer: &Peer,
-        client: &UpstreamClient,
+        connections: &Connections,
     ) -> Response<Body> {
         let started = Instant::now();
         let _in_flight = InFlight::enter(&self.metrics);
@@ -83,7 +84,7 @@ impl App {
         );
         let meta = Meta {
             peer,
-            client,
+            connections,
             caller: context::caller_context(request.headers(), &span),
             request_id: &request_id,
             span: &span,
@@ -161,7 +162,7 @@ impl App {
         );
         let response = self
             .forwarder
-            .forward(meta.client, pool, head, body)
+            .forward(meta.connections, pool, head, body)
             .await?;
         Ok(response.map(body::streamed))
     }
@@ -216,7 +217,7 @@ impl App {
 /// What the request carries on its way upstream besides itself.
 struct Meta<'a> {
     peer: &'a Peer,
-    client: &'a UpstreamClient,
+    connections: &'a Connections,
     request_id: &'a HeaderValue,
     /// The caller's trace context, already the parent of `span`.
     caller: opentelemetry::Context,

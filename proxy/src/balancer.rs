@@ -16,11 +16,14 @@ use crate::metrics::{Metrics, ReplicaMetrics};
 /// Replicas per pool at most: the replicas already tried for a request are a `u64` bit set.
 pub const MAX_REPLICAS: usize = 64;
 
+static NEXT_REPLICA_ID: AtomicUsize = AtomicUsize::new(0);
+
 /// One replica of a service.
 pub struct Replica {
+    /// Unique in the process (keys the worker threads' idle connections).
+    pub id: usize,
     /// `host:port`, as configured.
     pub addr: String,
-    pub authority: Authority,
     /// The `Host` header sent to it.
     pub host: http::HeaderValue,
     pub metrics: ReplicaMetrics,
@@ -55,16 +58,15 @@ impl Pool {
         let replicas = addrs
             .iter()
             .map(|addr| {
-                let authority = addr
-                    .parse::<Authority>()
+                addr.parse::<Authority>()
                     .map_err(|e| format!("pools.{name}: `{addr}`: {e}"))?;
                 let host = http::HeaderValue::from_str(addr)
                     .map_err(|e| format!("pools.{name}: `{addr}`: {e}"))?;
                 let metrics = metrics.replica(name, addr);
                 metrics.healthy.set(1);
                 Ok(Replica {
+                    id: NEXT_REPLICA_ID.fetch_add(1, Ordering::Relaxed),
                     addr: addr.clone(),
-                    authority,
                     host,
                     metrics,
                     healthy: AtomicBool::new(true),

@@ -1,12 +1,12 @@
 //! The response body type: an upstream's body streamed through as it arrives, or bytes the proxy
 //! has in hand (static files, errors, metrics).
 
+use crate::upstream::PooledBody;
 use bytes::Bytes;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 /// Every response body the proxy sends.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<PooledBody, Full<Bytes>>;
 
 /// A body of bytes in memory.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -19,6 +19,6 @@ pub fn empty() -> Body {
 }
 
 /// An upstream's body, streamed.
-pub fn streamed(body: Incoming) -> Body {
+pub fn streamed(body: PooledBody) -> Body {
     Either::Left(body)
 }

@@ -7,7 +7,7 @@
 //! caller's trace id), so the services' spans and logs still share one trace id per request.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
@@ -42,18 +42,25 @@ fn new_request_id() -> HeaderValue {
 /// The caller's trace context (empty when none or malformed), made the parent of `span`. Call it
 /// before the span is first entered: a span's parent is fixed once it starts.
 pub fn caller_context(incoming: &HeaderMap, span: &Span) -> Context {
+    if !incoming.contains_key(&TRACEPARENT) {
+        return Context::new();
+    }
     let caller = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(incoming)));
-    // Fails when no OpenTelemetry layer records the span; `upstream_context` then makes an id.
-    let _ = span.set_parent(caller.clone());
+    if !span.is_disabled() {
+        // Fails when no OpenTelemetry layer records the span; `upstream_context` then makes an id.
+        let _ = span.set_parent(caller.clone());
+    }
     caller
 }
 
 /// The trace context to send upstream: `span`'s own when it is recorded, else a fresh span id
 /// under the caller's trace (or a new trace): see the module comment.
 pub fn upstream_context(caller: &Context, span: &Span) -> Context {
-    let own = span.context();
-    if own.span().span_context().is_valid() {
-        return own;
+    if !span.is_disabled() {
+        let own = span.context();
+        if own.span().span_context().is_valid() {
+            return own;
+        }
     }
     let caller = caller.span().span_context().clone();
     let (trace_id, flags, state) = if caller.is_valid() {
@@ -79,11 +86,39 @@ pub fn upstream_context(caller: &Context, span: &Span) -> Context {
     Context::new().with_remote_span_context(ours)
 }
 
-/// Replaces any `traceparent`/`tracestate` in `headers` with `context`'s.
+/// Replaces any `traceparent`/`tracestate` in `headers` with `context`'s, in the W3C format
+/// (what the trace-context propagator writes, without its string formatting per request).
 pub fn inject(context: &Context, headers: &mut HeaderMap) {
     headers.remove(&TRACEPARENT);
     headers.remove(&TRACESTATE);
-    global::get_text_map_propagator(|p| p.inject_context(context, &mut HeaderInjector(headers)));
+    let span = context.span();
+    let sc = span.span_context();
+    if !sc.is_valid() {
+        return;
+    }
+    headers.insert(&TRACEPARENT, traceparent(sc));
+    let state = sc.trace_state().header();
+    if !state.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&state) {
+            headers.insert(&TRACESTATE, v);
+        }
+    }
+}
+
+/// `00-{trace id}-{span id}-{flags}`, lower-case hex.
+fn traceparent(sc: &SpanContext) -> HeaderValue {
+    fn hex(dst: &mut [u8], bytes: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (pair, b) in dst.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0xf)];
+        }
+    }
+    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex(&mut buf[3..35], &sc.trace_id().to_bytes());
+    hex(&mut buf[36..52], &sc.span_id().to_bytes());
+    hex(&mut buf[53..55], &[sc.trace_flags().to_u8()]);
+    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 fn random_nonzero_u64() -> u64 {
@@ -106,27 +141,42 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-struct HeaderInjector<'a>(&'a mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        let name = match key {
-            "traceparent" => TRACEPARENT.clone(),
-            "tracestate" => TRACESTATE.clone(),
-            other => match HeaderName::from_bytes(other.as_bytes()) {
-                Ok(name) => name,
-                Err(_) => return,
-            },
-        };
-        if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
-            self.0.insert(name, value);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traceparent_is_written_as_the_w3c_propagator_writes_it() {
+        use opentelemetry::propagation::{Injector, TextMapPropagator as _};
+        struct Map(std::collections::HashMap<String, String>);
+        impl Injector for Map {
+            fn set(&mut self, key: &str, value: String) {
+                self.0.insert(key.to_owned(), value);
+            }
+        }
+        let sc = SpanContext::new(
+            TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c),
+            SpanId::from(0x00f0_67aa_0ba9_02b7),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::from_key_value([("vendor", "x")]).unwrap(),
+        );
+        let cx = Context::new().with_remote_span_context(sc);
+        let mut theirs = Map(Default::default());
+        opentelemetry_sdk::propagation::TraceContextPropagator::new()
+            .inject_context(&cx, &mut theirs);
+        let mut ours = HeaderMap::new();
+        ours.insert(&TRACEPARENT, HeaderValue::from_static("00-stale"));
+        inject(&cx, &mut ours);
+        assert_eq!(ours[&TRACEPARENT], theirs.0["traceparent"].as_str());
+        assert_eq!(
+            ours[&TRACEPARENT],
+            "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"
+        );
+        assert_eq!(ours[&TRACESTATE], theirs.0["tracestate"].as_str());
+        inject(&Context::new(), &mut ours);
+        assert!(ours.get(&TRACEPARENT).is_none(), "no context, no header");
+    }
 
     #[test]
     fn a_sane_request_id_is_kept() {

@@ -1,17 +1,18 @@
-//! Forwarding a request to a pool: the pooled keep-alive client (one per worker thread, see
-//! [`crate::server`]), header hygiene, retries and timeouts. Bodies stream both ways and are never
-//! buffered.
+//! Forwarding a request to a pool: header hygiene, retries and timeouts over the worker thread's
+//! keep-alive connections ([`crate::upstream`]). Bodies stream both ways and are never buffered.
 //!
 //! Retries. A request goes to another replica (at most `upstream.max_attempts` replicas in all)
 //! when:
-//! - the connection could not be opened (refused, or past the connect timeout): nothing was sent,
-//!   so any method is retried, a body too — the body is handed back untouched by the client when
-//!   the attempt is dropped (see [`UpstreamBody`]);
-//! - the attempt failed in any other way (a kept-alive connection closed under it, a reset, an
-//!   unreadable response), the method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) *and*
-//!   the request has no body: such a request can be sent again as it was. A request with a body
-//!   is not retried after any of the body went out, whatever its method: the body was streamed
-//!   and is gone. So a POST whose body went out is never sent twice.
+//! - no connection could be opened (refused, or past the connect timeout): nothing was sent, so
+//!   any method is retried, a body too — it was never read (see [`UpstreamBody`]);
+//! - the attempt failed in any other way (a reset, an unreadable response), the method is
+//!   idempotent (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) *and* the request has no body: such a
+//!   request can be sent again as it was. A request with a body is not retried after any of the
+//!   body went out, whatever its method: the body was streamed and is gone. So a POST whose body
+//!   went out is never sent twice.
+//!
+//! A kept-alive connection found closed before the request was written into it is not a failure
+//! of the replica: the request goes on a new connection to the same replica.
 //!
 //! A response timeout is not retried: a replica that is slow to answer is usually overloaded, and
 //! the request may have had its effect; the answer is 504 and the replica's failure counts toward
@@ -27,12 +28,9 @@ use http::header::{
     CONNECTION, EXPECT, FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
     PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, Uri, Version};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::oneshot;
 
 use crate::balancer::{Pool, Replica};
@@ -40,6 +38,7 @@ use crate::config::UpstreamSettings;
 use crate::context::REQUEST_ID;
 use crate::error::ProxyError;
 use crate::health::Policy;
+use crate::upstream::{ConnectError, Connections, PooledBody, SendError};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -47,26 +46,24 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// The client type of forwarding and health probes.
-pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
-
-/// The pooled keep-alive HTTP/1.1 client to the replicas.
-pub fn client(settings: &UpstreamSettings) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(settings.connect_timeout()));
-    connector.set_keepalive(Some(Duration::from_secs(60)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(settings.idle_timeout_secs))
-        .pool_max_idle_per_host(settings.max_idle_per_replica)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector)
-}
-
 /// Removes the hop-by-hop headers: those RFC 9110 names, those the `Connection` header lists, and
 /// the old `Proxy-Connection`. They describe one connection and must not travel further.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let hop_by_hop = [
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &PROXY_AUTHENTICATE,
+        &PROXY_AUTHORIZATION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+    ];
+    // Most messages carry none: one pass over the names present instead of a lookup per name.
+    if !headers.keys().any(|name| hop_by_hop.contains(&name)) {
+        return;
+    }
     if headers.contains_key(&CONNECTION) {
         let listed: Vec<HeaderName> = headers
             .get_all(&CONNECTION)
@@ -79,17 +76,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in [
-        &CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &PROXY_AUTHENTICATE,
-        &PROXY_AUTHORIZATION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-    ] {
+    for name in hop_by_hop {
         headers.remove(name);
     }
 }
@@ -110,6 +97,7 @@ impl Peer {
 }
 
 /// What every attempt sends: the method, target and cleaned headers, prepared once.
+#[derive(Clone)]
 pub struct UpstreamHead {
     method: Method,
     path_and_query: PathAndQuery,
@@ -159,24 +147,29 @@ impl UpstreamHead {
         }
     }
 
-    fn request(
-        &self,
-        replica: &Replica,
-        body: UpstreamBody,
-    ) -> Result<Request<UpstreamBody>, http::Error> {
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(replica.authority.clone())
-            .path_and_query(self.path_and_query.clone())
-            .build()?;
+    /// The request for `replica`: origin-form target, `Host` the replica's address.
+    fn into_request(self, replica: &Replica, body: UpstreamBody) -> Request<UpstreamBody> {
         let mut request = Request::new(body);
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = uri;
+        *request.method_mut() = self.method;
+        *request.uri_mut() = Uri::from(self.path_and_query);
         *request.version_mut() = Version::HTTP_11;
-        let mut headers = self.headers.clone();
+        let mut headers = self.headers;
         headers.insert(HOST, replica.host.clone());
         *request.headers_mut() = headers;
-        Ok(request)
+        request
+    }
+
+    /// The head of a request handed back unsent.
+    fn from_parts(parts: http::request::Parts) -> Self {
+        Self {
+            method: parts.method,
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            headers: parts.headers,
+        }
     }
 }
 
@@ -233,32 +226,13 @@ pub struct Forwarder {
 }
 
 enum Failure {
-    /// The connection could not be opened: nothing was sent.
-    Connect(hyper_util::client::legacy::Error),
+    /// No connection could be opened: nothing was sent. The request is handed back.
+    Connect(ConnectError, Box<Request<UpstreamBody>>),
     /// Reading the caller's body failed (the caller went away): not the replica's fault.
-    Caller(hyper_util::client::legacy::Error),
+    Caller(hyper::Error),
     /// Anything else on the way to a response head.
-    Upstream(hyper_util::client::legacy::Error),
+    Upstream(hyper::Error),
     Timeout,
-}
-
-impl From<hyper_util::client::legacy::Error> for Failure {
-    fn from(e: hyper_util::client::legacy::Error) -> Self {
-        if e.is_connect() {
-            return Self::Connect(e);
-        }
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            if let Some(h) = s.downcast_ref::<hyper::Error>() {
-                if h.is_user() {
-                    return Self::Caller(e);
-                }
-                break;
-            }
-            source = s.source();
-        }
-        Self::Upstream(e)
-    }
 }
 
 impl Forwarder {
@@ -271,21 +245,21 @@ impl Forwarder {
         }
     }
 
-    /// A new pooled client with the configured timeouts; each worker thread makes its own, so a
-    /// request, its upstream connection and its body stay on one thread.
-    pub fn client(&self) -> UpstreamClient {
-        client(&self.settings)
+    /// A new set of upstream connections with the configured timeouts; each worker thread makes
+    /// its own, so a request, its upstream connection and its body stay on one thread.
+    pub fn connections(&self) -> Connections {
+        Connections::new(&self.settings)
     }
 
-    /// Sends the request to a healthy replica of `pool` through `client`, retrying as the module
-    /// comment says; returns the response with its body still streaming.
+    /// Sends the request to a healthy replica of `pool` over `connections`, retrying as the
+    /// module comment says; returns the response with its body still streaming.
     pub async fn forward(
         &self,
-        client: &UpstreamClient,
+        connections: &Connections,
         pool: &Pool,
         head: UpstreamHead,
         body: Incoming,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<PooledBody>, ProxyError> {
         let idempotent = matches!(
             head.method,
             Method::GET
@@ -300,6 +274,7 @@ impl Forwarder {
         } else {
             Pending::Body(body)
         };
+        let mut head = Some(head);
         let mut tried = 0u64;
         let mut failure = ProxyError::NoHealthyUpstream;
         for attempt in 0..self.max_attempts {
@@ -311,14 +286,19 @@ impl Forwarder {
                 replica.metrics.retry();
             }
             let was_empty = matches!(pending, Pending::Empty);
-            let (body, returned, sent) = pending.attempt();
-            let request = head.request(replica, body).map_err(|e| {
-                tracing::error!(error = %e, replica = %replica.addr, "cannot build the upstream request");
-                ProxyError::BadGateway
-            })?;
+            // A request that may be sent again after it went out needs its head again.
+            let Some(this_head) = (if idempotent && was_empty && attempt + 1 < self.max_attempts {
+                head.clone()
+            } else {
+                head.take()
+            }) else {
+                break;
+            };
+            let (body, sent) = pending.attempt();
+            let request = this_head.into_request(replica, body);
             tracing::Span::current().record("upstream", replica.addr.as_str());
             let started = Instant::now();
-            match self.send(client, request, sent).await {
+            match self.send(connections, replica, request, sent).await {
                 Ok(mut response) => {
                     self.policy.request_succeeded(pool, index);
                     replica
@@ -337,12 +317,15 @@ impl Forwarder {
                     tracing::debug!(error = %e, "the caller's body failed");
                     return Err(ProxyError::BadRequest("the request body could not be read"));
                 }
-                Err(Failure::Connect(e)) => {
+                Err(Failure::Connect(e, request)) => {
                     tracing::warn!(pool = %pool.name, replica = %replica.addr, error = %e, "cannot connect to the upstream");
                     replica.metrics.error("connect");
                     self.policy.failed(pool, index);
                     failure = ProxyError::BadGateway;
-                    match returned.recover() {
+                    // Nothing went out: the same request goes to the next replica.
+                    let (parts, body) = request.into_parts();
+                    head = Some(UpstreamHead::from_parts(parts));
+                    match body.recover() {
                         Some(again) => pending = again,
                         None => return Err(failure),
                     }
@@ -362,14 +345,35 @@ impl Forwarder {
         Err(failure)
     }
 
-    /// One attempt, bounded by the response timeout, which starts once the body is sent.
+    /// One attempt on one replica, bounded by the response timeout, which starts once the body is
+    /// sent. A pooled connection found closed before the request went out is not the replica's
+    /// fault: the request goes again on a new connection to the same replica.
     async fn send(
         &self,
-        client: &UpstreamClient,
+        connections: &Connections,
+        replica: &Replica,
         request: Request<UpstreamBody>,
         sent: Option<oneshot::Receiver<()>>,
-    ) -> Result<Response<Incoming>, Failure> {
-        let response = client.request(request);
+    ) -> Result<Response<PooledBody>, Failure> {
+        let response = async {
+            let conn = match connections.checkout(replica).await {
+                Ok(conn) => conn,
+                Err(e) => return Err(Failure::Connect(e, Box::new(request))),
+            };
+            let reused = conn.is_reused();
+            match conn.send(request).await {
+                Ok(response) => Ok(response),
+                Err(SendError::NotSent(request, e)) if reused => {
+                    tracing::debug!(error = %e, replica = %replica.addr, "a pooled connection closed; sending on a new one");
+                    let conn = match connections.connect(replica).await {
+                        Ok(conn) => conn,
+                        Err(e) => return Err(Failure::Connect(e, request)),
+                    };
+                    conn.send(*request).await.map_err(Failure::from)
+                }
+                Err(e) => Err(Failure::from(e)),
+            }
+        };
         let timeout = self.response_timeout;
         let deadline = async move {
             if let Some(sent) = sent {
@@ -380,8 +384,21 @@ impl Forwarder {
         };
         tokio::select! {
             biased;
-            result = response => result.map_err(Failure::from),
+            result = response => result,
             () = deadline => Err(Failure::Timeout),
+        }
+    }
+}
+
+impl From<SendError> for Failure {
+    fn from(e: SendError) -> Self {
+        let e = match e {
+            SendError::NotSent(_, e) | SendError::Failed(e) => e,
+        };
+        if e.is_user() {
+            Self::Caller(e)
+        } else {
+            Self::Upstream(e)
         }
     }
 }
@@ -392,54 +409,29 @@ enum Pending {
     Body(Incoming),
 }
 
-/// How to get the body back after an attempt that sent nothing.
-enum Returned {
-    Empty,
-    Body(oneshot::Receiver<Incoming>),
-}
-
 impl Pending {
-    /// The body for one attempt, the way to get it back, and the signal that it was all sent.
-    fn attempt(self) -> (UpstreamBody, Returned, Option<oneshot::Receiver<()>>) {
+    /// The body for one attempt, and the signal that it was all sent.
+    fn attempt(self) -> (UpstreamBody, Option<oneshot::Receiver<()>>) {
         match self {
-            Self::Empty => (UpstreamBody(Inner::Empty), Returned::Empty, None),
+            Self::Empty => (UpstreamBody(Inner::Empty), None),
             Self::Body(body) => {
-                let (give_back, returned) = oneshot::channel();
                 let (sent, sent_rx) = oneshot::channel();
                 let tracked = Tracked {
-                    body: Some(body),
+                    body,
                     polled: false,
-                    give_back: Some(give_back),
                     sent: Some(sent),
                 };
-                (
-                    UpstreamBody(Inner::Streaming(tracked)),
-                    Returned::Body(returned),
-                    Some(sent_rx),
-                )
+                (UpstreamBody(Inner::Streaming(tracked)), Some(sent_rx))
             }
-        }
-    }
-}
-
-impl Returned {
-    /// The body again, if the attempt never read it.
-    fn recover(self) -> Option<Pending> {
-        match self {
-            Self::Empty => Some(Pending::Empty),
-            // The client drops a request it could not send before it reports the error, so a
-            // body that was never polled is already back here.
-            Self::Body(mut rx) => rx.try_recv().ok().map(Pending::Body),
         }
     }
 }
 
 /// The body of an upstream request: empty, or the caller's body streamed through.
 ///
-/// A streamed body remembers whether the client ever polled it. If the request is dropped without
-/// that (the connection could not be opened), the caller's body goes back to the forwarder
-/// untouched for the next replica; once polled, some of it may be on the wire and it is never
-/// offered again.
+/// A streamed body remembers whether it was ever polled. A request handed back unsent (no
+/// connection could be opened) still has its body untouched, for the next replica; once polled,
+/// some of it may be on the wire and it is never offered again.
 pub struct UpstreamBody(Inner);
 
 enum Inner {
@@ -448,9 +440,8 @@ enum Inner {
 }
 
 struct Tracked {
-    body: Option<Incoming>,
+    body: Incoming,
     polled: bool,
-    give_back: Option<oneshot::Sender<Incoming>>,
     sent: Option<oneshot::Sender<()>>,
 }
 
@@ -458,6 +449,15 @@ impl UpstreamBody {
     /// No body (GET, HEAD, probes).
     pub fn empty() -> Self {
         Self(Inner::Empty)
+    }
+
+    /// The body again, if it was never read.
+    fn recover(self) -> Option<Pending> {
+        match self.0 {
+            Inner::Empty => Some(Pending::Empty),
+            Inner::Streaming(t) if !t.polled => Some(Pending::Body(t.body)),
+            Inner::Streaming(_) => None,
+        }
     }
 }
 
@@ -473,14 +473,10 @@ impl HttpBody for UpstreamBody {
             return Poll::Ready(None);
         };
         tracked.polled = true;
-        tracked.give_back = None;
-        let Some(body) = tracked.body.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let frame = Pin::new(&mut *body).poll_frame(cx);
+        let frame = Pin::new(&mut tracked.body).poll_frame(cx);
         let finished = match &frame {
             Poll::Ready(None | Some(Err(_))) => true,
-            Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+            Poll::Ready(Some(Ok(_))) => tracked.body.is_end_stream(),
             Poll::Pending => false,
         };
         if finished {
@@ -494,28 +490,14 @@ impl HttpBody for UpstreamBody {
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             Inner::Empty => true,
-            Inner::Streaming(t) => t.body.as_ref().is_none_or(HttpBody::is_end_stream),
+            Inner::Streaming(t) => t.body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             Inner::Empty => SizeHint::with_exact(0),
-            Inner::Streaming(t) => t
-                .body
-                .as_ref()
-                .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint),
-        }
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        if self.polled {
-            return;
-        }
-        if let (Some(give_back), Some(body)) = (self.give_back.take(), self.body.take()) {
-            let _ = give_back.send(body);
+            Inner::Streaming(t) => t.body.size_hint(),
         }
     }
 }

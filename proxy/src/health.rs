@@ -9,15 +9,15 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use http::header::HOST;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::task::JoinHandle;
 
 use crate::balancer::Pool;
 use crate::config::HealthSettings;
 use crate::forward::UpstreamBody;
+use crate::upstream::{Connections, SendError};
 
 /// When replicas leave and rejoin the rotation.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +80,7 @@ impl Policy {
 /// The first round runs immediately. Abort the handle to stop it.
 pub fn spawn_checker(
     pools: Vec<Arc<Pool>>,
-    client: Client<HttpConnector, UpstreamBody>,
+    connections: Connections,
     settings: &HealthSettings,
     policy: Policy,
 ) -> JoinHandle<()> {
@@ -93,9 +93,9 @@ pub fn spawn_checker(
         loop {
             tick.tick().await;
             let probes = pools.iter().flat_map(|pool| {
-                let (client, path) = (&client, path.as_str());
+                let (connections, path) = (&connections, path.as_str());
                 pool.replicas().map(move |(index, _)| async move {
-                    let ok = probe(client, pool, index, path, timeout).await;
+                    let ok = probe(connections, pool, index, path, timeout).await;
                     if ok {
                         policy.probe_succeeded(pool, index);
                     } else {
@@ -110,7 +110,7 @@ pub fn spawn_checker(
 
 /// `GET path` on the replica: healthy when a 2xx arrives within `timeout`.
 async fn probe(
-    client: &Client<HttpConnector, UpstreamBody>,
+    connections: &Connections,
     pool: &Pool,
     index: usize,
     path: &str,
@@ -119,8 +119,10 @@ async fn probe(
     let Some(replica) = pool.replica(index) else {
         return false;
     };
-    let uri = format!("http://{}{path}", replica.addr);
-    let request = match Request::get(uri).body(UpstreamBody::empty()) {
+    let request = match Request::get(path)
+        .header(HOST, replica.host.clone())
+        .body(UpstreamBody::empty())
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, replica = %replica.addr, "cannot build a probe");
@@ -128,11 +130,17 @@ async fn probe(
         }
     };
     let outcome = tokio::time::timeout(timeout, async {
-        let response = client.request(request).await?;
+        let conn = connections
+            .checkout(replica)
+            .await
+            .map_err(|e| e.to_string())?;
+        let response = conn.send(request).await.map_err(|e| match e {
+            SendError::NotSent(_, e) | SendError::Failed(e) => e.to_string(),
+        })?;
         let status = response.status();
-        // Read the (small) body so the connection goes back to the pool.
+        // Read the (small) body so the connection goes back to the idle list.
         let _ = response.into_body().collect().await;
-        Ok::<StatusCode, hyper_util::client::legacy::Error>(status)
+        Ok::<StatusCode, String>(status)
     })
     .await;
     match outcome {

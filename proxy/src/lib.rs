@@ -1,7 +1,7 @@
 //! AudioStorm's reverse proxy: one origin for every service and the web client.
 //!
 //! A request passes `server` (accept loop, graceful shutdown) → `app` (what the path means) →
-//! `routes` (the routing table) → `forward` (retries, header hygiene, the pooled client) →
+//! `routes` (the routing table) → `forward` (retries, header hygiene) → `upstream` (keep-alive connections) →
 //! `balancer` (round robin over healthy replicas), with `health` keeping replicas in or out of
 //! rotation, `static_files` serving the web client and `metrics` counting it all.
 
@@ -18,3 +18,4 @@ pub mod routes;
 pub mod server;
 pub mod startup;
 pub mod static_files;
+pub mod upstream;

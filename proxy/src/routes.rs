@@ -31,16 +31,21 @@ pub struct Route {
     pub metrics: RouteMetrics,
 }
 
+/// Segments a pattern may have at most.
+const MAX_SEGMENTS: usize = 16;
+
 impl Route {
-    fn matches(&self, path: &str) -> bool {
-        let mut parts = path.split('/').skip(1);
-        self.segments
-            .iter()
-            .all(|segment| match (segment, parts.next()) {
-                (Segment::Literal(lit), Some(part)) => lit == part,
-                (Segment::Any, Some(part)) => !part.is_empty(),
-                (_, None) => false,
-            })
+    /// Whether the pattern matches a path's first segments (`parts`, the path split once).
+    fn matches(&self, parts: &[&str]) -> bool {
+        self.segments.len() <= parts.len()
+            && self
+                .segments
+                .iter()
+                .zip(parts)
+                .all(|(segment, part)| match segment {
+                    Segment::Literal(lit) => lit == part,
+                    Segment::Any => !part.is_empty(),
+                })
     }
 
     fn literals(&self) -> usize {
@@ -90,9 +95,16 @@ impl RoutingTable {
         Ok(Self { routes: table })
     }
 
-    /// The most specific route matching `path`, if any.
+    /// The most specific route matching `path`, if any. The path is split once, not per route.
     pub fn lookup(&self, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| r.matches(path))
+        let mut parts = [""; MAX_SEGMENTS];
+        let mut n = 0;
+        for (slot, part) in parts.iter_mut().zip(path.split('/').skip(1)) {
+            *slot = part;
+            n += 1;
+        }
+        let parts = &parts[..n];
+        self.routes.iter().find(|r| r.matches(parts))
     }
 }
 
@@ -117,6 +129,9 @@ fn parse(pattern: &str) -> Result<Vec<Segment>, String> {
             s => Ok(Segment::Literal(s.to_owned())),
         })
         .collect::<Result<_, _>>()?;
+    if segments.len() > MAX_SEGMENTS {
+        return Err(format!("`{pattern}` has more than {MAX_SEGMENTS} segments"));
+    }
     match segments.first() {
         Some(Segment::Literal(first)) if RESERVED.contains(&first.as_str()) => Err(format!(
             "`{pattern}`: `/{first}` is answered by the proxy itself"

@@ -34,8 +34,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
-use crate::forward::{Peer, UpstreamClient};
+use crate::forward::Peer;
 use crate::metrics;
+use crate::upstream::Connections;
 
 /// How long a client may take to send a request head before the connection is closed.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -132,7 +133,7 @@ pub async fn serve(
 
 /// One worker thread: serves the connections handed to it until its channel closes, then drains.
 async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>, drain: Duration) {
-    let client = app.client();
+    let upstream = app.connections();
     // Per-request metrics are counted on this thread and added to the shared ones periodically;
     // the guard flushes what is left when the worker ends.
     let _metrics = app.metrics().thread_local();
@@ -165,14 +166,14 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
         }
         let connection = Arc::new(Connection {
             app: app.clone(),
-            client: client.clone(),
+            upstream: upstream.clone(),
             peer: Peer::new(peer),
         });
         let service = service_fn(move |request| {
             let connection = connection.clone();
             async move {
                 let c = &*connection;
-                Ok::<_, Infallible>(c.app.handle(request, &c.peer, &c.client).await)
+                Ok::<_, Infallible>(c.app.handle(request, &c.peer, &c.upstream).await)
             }
         });
         let served = builder
@@ -200,6 +201,6 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
 /// What every request on one connection shares.
 struct Connection {
     app: Arc<App>,
-    client: UpstreamClient,
+    upstream: Connections,
     peer: Peer,
 }

@@ -1,4 +1,4 @@
-//! Builds the proxy: pools, routing table, client, static files, listener. `main` and the tests
+//! Builds the proxy: pools, routing table, upstream connections, static files, listener. `main` and the tests
 //! both call [`Application::build`].
 
 use std::collections::BTreeMap;
@@ -14,11 +14,12 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::balancer::Pool;
 use crate::config::{Settings, StaticSettings};
-use crate::forward::{self, Forwarder};
+use crate::forward::Forwarder;
 use crate::health::{self, Policy};
 use crate::metrics::Metrics;
 use crate::routes::RoutingTable;
 use crate::static_files::StaticFiles;
+use crate::upstream::Connections;
 
 /// A bound, not yet serving proxy.
 pub struct Application {
@@ -88,10 +89,10 @@ impl Application {
     /// within `server.shutdown_timeout_secs`. Health probes run while serving.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
         let pools = self.app.pools.values().cloned().collect();
-        // Probes get a client of their own so they never queue behind proxied traffic.
+        // Probes get connections of their own so they never queue behind proxied traffic.
         let checker = health::spawn_checker(
             pools,
-            forward::client(&self.settings.upstream),
+            Connections::new(&self.settings.upstream),
             &self.settings.health,
             Policy::from_settings(&self.settings.health),
         );

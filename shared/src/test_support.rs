@@ -32,6 +32,18 @@ impl TestDatabase {
             admin,
         }
     }
+
+    /// A direct connection to this database, for a test to look at or change what the app wrote.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = self
+            .settings
+            .pg_config()
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test database");
+        tokio::spawn(conn);
+        client
+    }
 }
 
 impl Drop for TestDatabase {

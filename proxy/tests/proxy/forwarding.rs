@@ -338,3 +338,63 @@ async fn an_upstream_error_response_passes_through_untouched() {
     assert_eq!(head.status, 404);
     assert!(head.body.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let player = Backend::echo("player").await;
+    let proxy = TestProxy::with(|s| {
+        with_pool(s, "player", &[player.addr]);
+        // Probes would open a connection of their own; keep them out of the count.
+        s.health.interval_ms = 60_000;
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = player.accepted();
+    for i in 0..40 {
+        let reply = if i % 2 == 0 {
+            proxy.get(&format!("/songs/{i}"), &[JSON]).await
+        } else {
+            proxy
+                .send(
+                    Method::POST,
+                    "/songs",
+                    &[JSON],
+                    full(format!("{{\"n\":{i}}}")),
+                )
+                .await
+        };
+        assert_eq!(reply.status, 200);
+    }
+    let head = proxy.send(Method::HEAD, "/songs/1", &[JSON], empty()).await;
+    assert_eq!(head.status, 200);
+    let opened = player.accepted() - before;
+    assert!(
+        (1..=2).contains(&opened),
+        "41 requests one after the other took {opened} upstream connections"
+    );
+    assert_eq!(player.hits(), 41);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_after_the_replica_closed_its_idle_connections_goes_on_a_new_one() {
+    let player = Backend::echo("player").await;
+    let proxy = TestProxy::with(|s| {
+        with_pool(s, "player", &[player.addr]);
+        s.health.interval_ms = 60_000;
+        s.health.eject_after_failures = 100;
+    })
+    .await;
+    let first = proxy
+        .send(Method::POST, "/songs", &[JSON], full("{\"n\":1}"))
+        .await;
+    assert_eq!(first.status, 200);
+    // The replica restarts: every connection the proxy kept is closed under it.
+    player.kill().await;
+    player.restart().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = proxy
+        .send(Method::POST, "/songs", &[JSON], full("{\"n\":2}"))
+        .await;
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(second.json()["body"], "{\"n\":2}");
+}

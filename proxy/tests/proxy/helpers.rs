@@ -58,6 +58,7 @@ pub fn web_dir() -> String {
 pub struct Backend {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
     ready: Arc<AtomicBool>,
     handler: Handler,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -75,6 +76,7 @@ impl Backend {
         let backend = Self {
             addr: listener.local_addr().unwrap(),
             hits: Arc::default(),
+            accepted: Arc::default(),
             ready: Arc::new(AtomicBool::new(true)),
             handler,
             task: Mutex::new(None),
@@ -97,6 +99,7 @@ impl Backend {
 
     fn serve(&self, listener: TcpListener) {
         let (hits, ready, handler) = (self.hits.clone(), self.ready.clone(), self.handler.clone());
+        let accepted = self.accepted.clone();
         let task = tokio::spawn(async move {
             // Dropping the set (when this task is aborted) aborts every connection task too.
             let mut connections = JoinSet::new();
@@ -104,6 +107,7 @@ impl Backend {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let (hits, ready, handler) = (hits.clone(), ready.clone(), handler.clone());
                 let service = service_fn(move |req: Request<Incoming>| {
                     let (hits, ready, handler) = (hits.clone(), ready.clone(), handler.clone());
@@ -136,6 +140,11 @@ impl Backend {
     /// Requests handled so far (probes excluded).
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far (the proxy's probes included).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Makes `/health/ready` answer 200 (`true`) or 503.

@@ -100,25 +100,12 @@ impl TestApp {
 
     /// Rows in which the review summaries differ from a recount of the visible reviews (0: exact).
     pub async fn summaries_mismatch(&self) -> i64 {
-        self.sql()
-            .await
-            .query_one(include_str!("../common/summaries_mismatch.sql"), &[])
-            .await
-            .unwrap()
-            .get(0)
+        crate::common::summaries_mismatch(&self.sql().await).await
     }
 
     /// A direct connection to this test's database.
     pub async fn sql(&self) -> tokio_postgres::Client {
-        let (client, conn) = self
-            .db
-            .settings
-            .pg_config()
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
+        self.db.client().await
     }
 }
 

@@ -2,6 +2,8 @@
 //! database of its own, so they run in parallel.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 
 use std::collections::BTreeMap;

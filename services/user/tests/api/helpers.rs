@@ -204,15 +204,7 @@ impl TestApp {
 
     /// A direct connection to this test's database.
     pub async fn sql(&self) -> tokio_postgres::Client {
-        let (client, conn) = self
-            .db
-            .settings
-            .pg_config()
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
+        self.db.client().await
     }
 }
 

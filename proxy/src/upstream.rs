@@ -1,0 +1,252 @@
+//! The keep-alive connections to the replicas: one set per worker thread (see [`crate::server`]),
+//! built on hyper's HTTP/1.1 connection API.
+//!
+//! A request checks out an idle connection to its replica (the most recently used first, so a few
+//! connections stay hot and the rest age out) or opens a new one, sends on it, and the connection
+//! goes back to the idle list the moment the response body has been read to its end — by the
+//! response body itself ([`PooledBody`]), with no task or timer per request. A response without a
+//! body gives the connection back at once. A connection whose response body is dropped half-read
+//! is closed by hyper and never comes back.
+//!
+//! Idle connections older than `upstream.idle_timeout_secs` are not used again: the replicas close
+//! idle keep-alive connections themselves (actix-web after 5 s), and a request written into a
+//! connection the replica is closing fails after it went out — fatal for a POST. The idle timeout
+//! is set below the replicas' keep-alive timeout so that this race cannot happen.
+//!
+//! The sets of idle connections belong to one thread, so the lock guarding them is never
+//! contended; it is there because hyper's server asks for `Send` futures.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::balancer::Replica;
+use crate::config::UpstreamSettings;
+use crate::forward::UpstreamBody;
+
+/// TCP keep-alive probes on upstream connections (the OS notices a vanished replica host).
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Why a connection could not be opened (nothing was sent).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("connect: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("handshake: {0}")]
+    Handshake(#[from] hyper::Error),
+}
+
+/// Why a request got no response head.
+pub enum SendError {
+    /// The request never went out (the connection closed before it was written); here it is back.
+    NotSent(Box<Request<UpstreamBody>>, hyper::Error),
+    /// It failed after some of it may have gone out.
+    Failed(hyper::Error),
+}
+
+/// This worker thread's connections to every replica.
+#[derive(Clone)]
+pub struct Connections {
+    idle: Arc<Mutex<Vec<Vec<Idle>>>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_idle: usize,
+}
+
+struct Idle {
+    sender: http1::SendRequest<UpstreamBody>,
+    since: Instant,
+}
+
+impl Connections {
+    pub fn new(settings: &UpstreamSettings) -> Self {
+        Self {
+            idle: Arc::default(),
+            connect_timeout: settings.connect_timeout(),
+            idle_timeout: Duration::from_secs(settings.idle_timeout_secs),
+            max_idle: settings.max_idle_per_replica,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Vec<Idle>>> {
+        // Poisoned only if a thread panicked while holding it; the lists are still consistent.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An idle connection to `replica` ready for a request, if there is one.
+    fn take_idle(&self, replica: &Replica) -> Option<Conn> {
+        let mut all = self.lock();
+        let list = all.get_mut(replica.id)?;
+        let now = Instant::now();
+        let mut busy = Vec::new();
+        let mut found = None;
+        while let Some(idle) = list.pop() {
+            if now.duration_since(idle.since) >= self.idle_timeout {
+                // The rest are older still.
+                list.clear();
+                break;
+            }
+            if idle.sender.is_ready() {
+                found = Some(Conn {
+                    sender: idle.sender,
+                    replica: replica.id,
+                    reused: true,
+                    home: self.clone(),
+                });
+                break;
+            }
+            if !idle.sender.is_closed() {
+                // Its connection has not yet caught up with the end of its last response (rare):
+                // it stays for a later request.
+                busy.push(idle);
+            }
+        }
+        list.extend(busy.into_iter().rev());
+        found
+    }
+
+    fn give_back(&self, replica: usize, sender: http1::SendRequest<UpstreamBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut all = self.lock();
+        if all.len() <= replica {
+            all.resize_with(replica + 1, Vec::new);
+        }
+        let list = &mut all[replica];
+        if list.len() < self.max_idle {
+            list.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// An idle connection to `replica`, or a new one.
+    pub async fn checkout(&self, replica: &Replica) -> Result<Conn, ConnectError> {
+        match self.take_idle(replica) {
+            Some(conn) => Ok(conn),
+            None => self.connect(replica).await,
+        }
+    }
+
+    /// A new connection to `replica`, its connection task spawned on this thread's runtime.
+    pub async fn connect(&self, replica: &Replica) -> Result<Conn, ConnectError> {
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect(replica.addr.as_str()),
+        )
+        .await
+        .map_err(|_| ConnectError::Timeout(self.connect_timeout))??;
+        stream.set_nodelay(true)?;
+        let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
+        socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
+        let (sender, connection) = http1::Builder::new()
+            .handshake::<_, UpstreamBody>(TokioIo::new(stream))
+            .await?;
+        let addr = replica.addr.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, replica = %addr, "upstream connection ended with an error");
+            }
+        });
+        Ok(Conn {
+            sender,
+            replica: replica.id,
+            reused: false,
+            home: self.clone(),
+        })
+    }
+}
+
+/// A connection checked out for one request.
+pub struct Conn {
+    sender: http1::SendRequest<UpstreamBody>,
+    replica: usize,
+    reused: bool,
+    home: Connections,
+}
+
+impl Conn {
+    /// Whether it served an earlier request (a request that found it closed may go on a new one).
+    pub fn is_reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Sends `request` (origin-form target, `Host` set); the connection goes back to the idle list
+    /// once the response body has been read to its end.
+    pub async fn send(
+        mut self,
+        request: Request<UpstreamBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        match self.sender.try_send_request(request).await {
+            Ok(response) => {
+                let (parts, body) = response.into_parts();
+                let conn = if body.is_end_stream() {
+                    self.home.give_back(self.replica, self.sender);
+                    None
+                } else {
+                    Some(self)
+                };
+                Ok(Response::from_parts(parts, PooledBody { body, conn }))
+            }
+            Err(mut e) => match e.take_message() {
+                Some(request) => Err(SendError::NotSent(Box::new(request), e.into_error())),
+                None => Err(SendError::Failed(e.into_error())),
+            },
+        }
+    }
+}
+
+/// An upstream response body that gives its connection back once read to the end.
+pub struct PooledBody {
+    body: Incoming,
+    conn: Option<Conn>,
+}
+
+impl PooledBody {
+    fn release(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.home.give_back(conn.replica, conn.sender);
+        }
+    }
+}
+
+impl HttpBody for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        match &frame {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
+            // A broken body: the connection is closed, drop it.
+            Poll::Ready(Some(Err(_))) => this.conn = None,
+            _ => {}
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

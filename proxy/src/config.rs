@@ -26,7 +26,7 @@ pub struct Settings {
     pub forwarding: ForwardingSettings,
 }
 
-/// The pooled client to the replicas.
+/// The keep-alive connections to the replicas.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {

@@ -1,7 +1,7 @@
 //! The accept loop, the worker threads, and graceful shutdown.
 //!
 //! Threads. One acceptor task (on the caller's runtime) accepts connections and hands them out in
-//! turn to `workers` threads, each running a single-threaded runtime with its own upstream client
+//! turn to `workers` threads, each running a single-threaded runtime with its own upstream connections
 //! and connection pool — nginx's shape. A request, the upstream connection it borrows and both
 //! bodies are then driven by one thread: no task migrates between threads and no wake-up crosses
 //! cores, which on a loaded machine costs more than the proxying itself. Handing connections out

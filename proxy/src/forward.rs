@@ -34,6 +34,7 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use tokio::sync::oneshot;
 
 use crate::balancer::{Pool, Replica};
+use crate::body::{self, Progress};
 use crate::config::UpstreamSettings;
 use crate::context::REQUEST_ID;
 use crate::error::ProxyError;
@@ -473,13 +474,8 @@ impl HttpBody for UpstreamBody {
             return Poll::Ready(None);
         };
         tracked.polled = true;
-        let frame = Pin::new(&mut tracked.body).poll_frame(cx);
-        let finished = match &frame {
-            Poll::Ready(None | Some(Err(_))) => true,
-            Poll::Ready(Some(Ok(_))) => tracked.body.is_end_stream(),
-            Poll::Pending => false,
-        };
-        if finished {
+        let (frame, progress) = body::poll_streamed(&mut tracked.body, cx);
+        if !matches!(progress, Progress::Open) {
             if let Some(sent) = tracked.sent.take() {
                 let _ = sent.send(());
             }

@@ -1,9 +1,10 @@
 //! AudioStorm's reverse proxy: one origin for every service and the web client.
 //!
 //! A request passes `server` (accept loop, graceful shutdown) → `app` (what the path means) →
-//! `routes` (the routing table) → `forward` (retries, header hygiene) → `upstream` (keep-alive connections) →
-//! `balancer` (round robin over healthy replicas), with `health` keeping replicas in or out of
-//! rotation, `static_files` serving the web client and `metrics` counting it all.
+//! `routes` (the routing table) → `forward` (retries, header hygiene; `balancer` picks the replica,
+//! round robin over the healthy ones) → `upstream` (the keep-alive connections), with `health`
+//! keeping replicas in or out of rotation, `static_files` serving the web client and `metrics`
+//! counting it all.
 
 pub mod app;
 pub mod balancer;

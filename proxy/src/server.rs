@@ -1,8 +1,8 @@
 //! The accept loop, the worker threads, and graceful shutdown.
 //!
 //! Threads. One acceptor task (on the caller's runtime) accepts connections and hands them out in
-//! turn to `workers` threads, each running a single-threaded runtime with its own upstream connections
-//! and connection pool — nginx's shape. A request, the upstream connection it borrows and both
+//! turn to `workers` threads, each running a single-threaded runtime with its own keep-alive
+//! upstream connections — nginx's shape. A request, the upstream connection it borrows and both
 //! bodies are then driven by one thread: no task migrates between threads and no wake-up crosses
 //! cores, which on a loaded machine costs more than the proxying itself. Handing connections out
 //! in turn keeps the workers evenly loaded however the connections arrive; the state they share
@@ -134,14 +134,17 @@ pub async fn serve(
 /// One worker thread: serves the connections handed to it until its channel closes, then drains.
 async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>, drain: Duration) {
     let upstream = app.connections();
-    // Per-request metrics are counted on this thread and added to the shared ones periodically;
-    // the guard flushes what is left when the worker ends.
+    // Per-request metrics are counted on this thread and added to the shared ones periodically
+    // (the guard flushes what is left when the worker ends); on the same tick, idle upstream
+    // connections past their timeout are closed.
     let _metrics = app.metrics().thread_local();
-    tokio::spawn(async {
+    let sweep = upstream.clone();
+    tokio::spawn(async move {
         let mut tick = tokio::time::interval(metrics::FLUSH_INTERVAL);
         loop {
             tick.tick().await;
             metrics::flush_thread_local();
+            sweep.sweep();
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());

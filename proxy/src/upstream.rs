@@ -4,13 +4,14 @@
 //! A request checks out an idle connection to its replica (the most recently used first, so a few
 //! connections stay hot and the rest age out) or opens a new one, sends on it, and the connection
 //! goes back to the idle list the moment the response body has been read to its end — by the
-//! response body itself ([`PooledBody`]), with no task or timer per request. A response without a
+//! response body itself ([`PooledBody`]), with no task spawned for it. A response without a
 //! body gives the connection back at once. A connection whose response body is dropped half-read
 //! is closed by hyper and never comes back.
 //!
-//! Idle connections older than `upstream.idle_timeout_secs` are not used again: the replicas close
-//! idle keep-alive connections themselves (actix-web after 5 s), and a request written into a
-//! connection the replica is closing fails after it went out — fatal for a POST. The idle timeout
+//! Idle connections older than `upstream.idle_timeout_secs` are not used again, and each worker
+//! closes them within [`crate::metrics::FLUSH_INTERVAL`] ([`Connections::sweep`]): the replicas
+//! close idle keep-alive connections themselves (actix-web after 5 s), and a request written into
+//! a connection the replica is closing fails after it went out — fatal for a POST. The idle timeout
 //! is set below the replicas' keep-alive timeout so that this race cannot happen.
 //!
 //! The sets of idle connections belong to one thread, so the lock guarding them is never
@@ -29,6 +30,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::balancer::Replica;
+use crate::body::{self, Progress};
 use crate::config::UpstreamSettings;
 use crate::forward::UpstreamBody;
 
@@ -132,6 +134,20 @@ impl Connections {
         }
     }
 
+    /// Closes the idle connections past the idle timeout (each worker calls it now and then), so
+    /// that a replica which gets no more traffic is not left holding a burst's connections.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        for list in self.lock().iter_mut() {
+            // Oldest first.
+            let aged = list
+                .iter()
+                .position(|idle| now.duration_since(idle.since) < self.idle_timeout)
+                .unwrap_or(list.len());
+            list.drain(..aged);
+        }
+    }
+
     /// An idle connection to `replica`, or a new one.
     pub async fn checkout(&self, replica: &Replica) -> Result<Conn, ConnectError> {
         match self.take_idle(replica) {
@@ -231,13 +247,12 @@ impl HttpBody for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let frame = Pin::new(&mut this.body).poll_frame(cx);
-        match &frame {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
+        let (frame, progress) = body::poll_streamed(&mut this.body, cx);
+        match progress {
+            Progress::Ended => this.release(),
             // A broken body: the connection is closed, drop it.
-            Poll::Ready(Some(Err(_))) => this.conn = None,
-            _ => {}
+            Progress::Broken => this.conn = None,
+            Progress::Open => {}
         }
         frame
     }

@@ -17,13 +17,9 @@ impl TestDatabase {
     pub async fn create(base: &PostgresSettings) -> Self {
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         let admin = base.with_database("postgres");
-        let (client, conn) = admin
-            .pg_config()
-            .connect(tokio_postgres::NoTls)
+        connect(&admin)
             .await
-            .expect("connect to PostgreSQL for a test database (is it running?)");
-        tokio::spawn(conn);
-        client
+            .expect("connect to PostgreSQL for a test database (is it running?)")
             .simple_query(&format!("CREATE DATABASE {name}"))
             .await
             .expect("create the test database");
@@ -35,14 +31,9 @@ impl TestDatabase {
 
     /// A direct connection to this database, for a test to look at or change what the app wrote.
     pub async fn client(&self) -> tokio_postgres::Client {
-        let (client, conn) = self
-            .settings
-            .pg_config()
-            .connect(tokio_postgres::NoTls)
+        connect(&self.settings)
             .await
-            .expect("connect to the test database");
-        tokio::spawn(conn);
-        client
+            .expect("connect to the test database")
     }
 }
 
@@ -59,8 +50,7 @@ impl Drop for TestDatabase {
                 return;
             };
             rt.block_on(async move {
-                if let Ok((client, conn)) = admin.pg_config().connect(tokio_postgres::NoTls).await {
-                    tokio::spawn(conn);
+                if let Ok(client) = connect(&admin).await {
                     let _ = client
                         .simple_query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .await;
@@ -69,6 +59,15 @@ impl Drop for TestDatabase {
         });
         let _ = done.join();
     }
+}
+
+/// A connection to the database `settings` name, driven on the current runtime.
+async fn connect(
+    settings: &PostgresSettings,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = settings.pg_config().connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
 }
 
 /// A key prefix no other test uses.

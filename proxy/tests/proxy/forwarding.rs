@@ -398,3 +398,30 @@ async fn a_post_after_the_replica_closed_its_idle_connections_goes_on_a_new_one(
     assert_eq!(second.status, 200, "{}", second.text());
     assert_eq!(second.json()["body"], "{\"n\":2}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_are_closed_after_the_idle_timeout() {
+    let player = Backend::echo("player").await;
+    let proxy = TestProxy::with(|s| {
+        with_pool(s, "player", &[player.addr]);
+        s.health.interval_ms = 60_000;
+        s.upstream.idle_timeout_secs = 1;
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (accepted, closed) = (player.accepted(), player.closed());
+    assert_eq!(proxy.get("/songs/1", &[JSON]).await.status, 200);
+    assert_eq!(player.accepted(), accepted + 1);
+    // Nothing else goes to this replica: the sweep, not a later request, closes the connection.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while player.closed() == closed {
+        assert!(
+            Instant::now() < deadline,
+            "the idle connection is still open 5 s after a 1 s idle timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And the next request opens a new one.
+    assert_eq!(proxy.get("/songs/2", &[JSON]).await.status, 200);
+    assert_eq!(player.accepted(), accepted + 2);
+}

@@ -59,6 +59,7 @@ pub struct Backend {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
     accepted: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
     ready: Arc<AtomicBool>,
     handler: Handler,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -77,6 +78,7 @@ impl Backend {
             addr: listener.local_addr().unwrap(),
             hits: Arc::default(),
             accepted: Arc::default(),
+            closed: Arc::default(),
             ready: Arc::new(AtomicBool::new(true)),
             handler,
             task: Mutex::new(None),
@@ -99,7 +101,7 @@ impl Backend {
 
     fn serve(&self, listener: TcpListener) {
         let (hits, ready, handler) = (self.hits.clone(), self.ready.clone(), self.handler.clone());
-        let accepted = self.accepted.clone();
+        let (accepted, closed) = (self.accepted.clone(), self.closed.clone());
         let task = tokio::spawn(async move {
             // Dropping the set (when this task is aborted) aborts every connection task too.
             let mut connections = JoinSet::new();
@@ -126,10 +128,12 @@ impl Backend {
                         Ok(handler(req).await)
                     }
                 });
+                let closed = closed.clone();
                 connections.spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
+                    closed.fetch_add(1, Ordering::SeqCst);
                 });
                 while connections.try_join_next().is_some() {}
             }
@@ -145,6 +149,11 @@ impl Backend {
     /// TCP connections accepted so far (the proxy's probes included).
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections the other side has closed so far.
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Makes `/health/ready` answer 200 (`true`) or 503.

@@ -53,6 +53,10 @@ impl UpstreamSettings {
     pub fn response_timeout(&self) -> Duration {
         Duration::from_millis(self.response_timeout_ms)
     }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
 }
 
 /// Active health checks and passive ejection.

@@ -12,7 +12,7 @@
 //!   went out is never sent twice.
 //!
 //! A kept-alive connection found closed before the request was written into it is not a failure
-//! of the replica: the request goes on a new connection to the same replica.
+//! of the replica: [`Connections::send`] puts the request on a new connection to the same replica.
 //!
 //! A response timeout is not retried: a replica that is slow to answer is usually overloaded, and
 //! the request may have had its effect; the answer is 504 and the replica's failure counts toward
@@ -21,7 +21,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{
@@ -136,10 +136,7 @@ impl UpstreamHead {
         crate::context::inject(trace, &mut headers);
         let path_and_query = match rewrite {
             Some(path) => PathAndQuery::from_static(path),
-            None => uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            None => origin_form(&uri),
         };
         Self {
             method,
@@ -164,14 +161,17 @@ impl UpstreamHead {
     fn from_parts(parts: http::request::Parts) -> Self {
         Self {
             method: parts.method,
-            path_and_query: parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            path_and_query: origin_form(&parts.uri),
             headers: parts.headers,
         }
     }
+}
+
+/// A request target's path and query (`/` when it has none).
+fn origin_form(uri: &Uri) -> PathAndQuery {
+    uri.path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"))
 }
 
 fn set_forwarded(
@@ -221,8 +221,6 @@ fn set_forwarded(
 /// Sends requests to pools: selection, attempts, timeouts, passive health accounting.
 pub struct Forwarder {
     settings: UpstreamSettings,
-    response_timeout: Duration,
-    max_attempts: usize,
     policy: Policy,
 }
 
@@ -240,8 +238,6 @@ impl Forwarder {
     pub fn new(settings: &UpstreamSettings, policy: Policy) -> Self {
         Self {
             settings: settings.clone(),
-            response_timeout: settings.response_timeout(),
-            max_attempts: settings.max_attempts,
             policy,
         }
     }
@@ -278,7 +274,7 @@ impl Forwarder {
         let mut head = Some(head);
         let mut tried = 0u64;
         let mut failure = ProxyError::NoHealthyUpstream;
-        for attempt in 0..self.max_attempts {
+        for attempt in 0..self.settings.max_attempts {
             let Some((index, replica)) = pool.select(tried) else {
                 break;
             };
@@ -288,11 +284,13 @@ impl Forwarder {
             }
             let was_empty = matches!(pending, Pending::Empty);
             // A request that may be sent again after it went out needs its head again.
-            let Some(this_head) = (if idempotent && was_empty && attempt + 1 < self.max_attempts {
-                head.clone()
-            } else {
-                head.take()
-            }) else {
+            let Some(this_head) =
+                (if idempotent && was_empty && attempt + 1 < self.settings.max_attempts {
+                    head.clone()
+                } else {
+                    head.take()
+                })
+            else {
                 break;
             };
             let (body, sent) = pending.attempt();
@@ -347,8 +345,7 @@ impl Forwarder {
     }
 
     /// One attempt on one replica, bounded by the response timeout, which starts once the body is
-    /// sent. A pooled connection found closed before the request went out is not the replica's
-    /// fault: the request goes again on a new connection to the same replica.
+    /// sent.
     async fn send(
         &self,
         connections: &Connections,
@@ -356,26 +353,8 @@ impl Forwarder {
         request: Request<UpstreamBody>,
         sent: Option<oneshot::Receiver<()>>,
     ) -> Result<Response<PooledBody>, Failure> {
-        let response = async {
-            let conn = match connections.checkout(replica).await {
-                Ok(conn) => conn,
-                Err(e) => return Err(Failure::Connect(e, Box::new(request))),
-            };
-            let reused = conn.is_reused();
-            match conn.send(request).await {
-                Ok(response) => Ok(response),
-                Err(SendError::NotSent(request, e)) if reused => {
-                    tracing::debug!(error = %e, replica = %replica.addr, "a pooled connection closed; sending on a new one");
-                    let conn = match connections.connect(replica).await {
-                        Ok(conn) => conn,
-                        Err(e) => return Err(Failure::Connect(e, request)),
-                    };
-                    conn.send(*request).await.map_err(Failure::from)
-                }
-                Err(e) => Err(Failure::from(e)),
-            }
-        };
-        let timeout = self.response_timeout;
+        let response = connections.send(replica, request);
+        let timeout = self.settings.response_timeout();
         let deadline = async move {
             if let Some(sent) = sent {
                 // Resolves when the body ends, or when it is dropped (sent or abandoned).
@@ -385,7 +364,7 @@ impl Forwarder {
         };
         tokio::select! {
             biased;
-            result = response => result,
+            result = response => result.map_err(Failure::from),
             () = deadline => Err(Failure::Timeout),
         }
     }
@@ -393,13 +372,10 @@ impl Forwarder {
 
 impl From<SendError> for Failure {
     fn from(e: SendError) -> Self {
-        let e = match e {
-            SendError::NotSent(_, e) | SendError::Failed(e) => e,
-        };
-        if e.is_user() {
-            Self::Caller(e)
-        } else {
-            Self::Upstream(e)
+        match e {
+            SendError::Connect(e, request) => Self::Connect(e, request),
+            SendError::NotSent(_, e) | SendError::Failed(e) if e.is_user() => Self::Caller(e),
+            SendError::NotSent(_, e) | SendError::Failed(e) => Self::Upstream(e),
         }
     }
 }

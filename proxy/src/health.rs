@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::balancer::Pool;
 use crate::config::HealthSettings;
 use crate::forward::UpstreamBody;
-use crate::upstream::{Connections, SendError};
+use crate::upstream::Connections;
 
 /// When replicas leave and rejoin the rotation.
 #[derive(Debug, Clone, Copy)]
@@ -130,13 +130,10 @@ async fn probe(
         }
     };
     let outcome = tokio::time::timeout(timeout, async {
-        let conn = connections
-            .checkout(replica)
+        let response = connections
+            .send(replica, request)
             .await
             .map_err(|e| e.to_string())?;
-        let response = conn.send(request).await.map_err(|e| match e {
-            SendError::NotSent(_, e) | SendError::Failed(e) => e.to_string(),
-        })?;
         let status = response.status();
         // Read the (small) body so the connection goes back to the idle list.
         let _ = response.into_body().collect().await;

@@ -50,10 +50,21 @@ pub enum ConnectError {
 
 /// Why a request got no response head.
 pub enum SendError {
-    /// The request never went out (the connection closed before it was written); here it is back.
+    /// No connection could be opened: nothing was sent; here is the request back.
+    Connect(ConnectError, Box<Request<UpstreamBody>>),
+    /// The request never went out (a new connection closed before it was written); here it is back.
     NotSent(Box<Request<UpstreamBody>>, hyper::Error),
     /// It failed after some of it may have gone out.
     Failed(hyper::Error),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connect(e, _) => e.fmt(f),
+            Self::NotSent(_, e) | Self::Failed(e) => e.fmt(f),
+        }
+    }
 }
 
 /// This worker thread's connections to every replica.
@@ -75,7 +86,7 @@ impl Connections {
         Self {
             idle: Arc::default(),
             connect_timeout: settings.connect_timeout(),
-            idle_timeout: Duration::from_secs(settings.idle_timeout_secs),
+            idle_timeout: settings.idle_timeout(),
             max_idle: settings.max_idle_per_replica,
         }
     }
@@ -148,8 +159,34 @@ impl Connections {
         }
     }
 
+    /// Sends `request` (origin-form target, `Host` set) to `replica` on an idle connection or a
+    /// new one. An idle connection found closed before the request was written into it is not a
+    /// failure: the request goes on a new connection. The connection goes back to the idle list
+    /// once the response body has been read to its end.
+    pub async fn send(
+        &self,
+        replica: &Replica,
+        request: Request<UpstreamBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        let conn = match self.checkout(replica).await {
+            Ok(conn) => conn,
+            Err(e) => return Err(SendError::Connect(e, Box::new(request))),
+        };
+        let reused = conn.reused;
+        match conn.send(request).await {
+            Err(SendError::NotSent(request, e)) if reused => {
+                tracing::debug!(error = %e, replica = %replica.addr, "a pooled connection closed; sending on a new one");
+                match self.connect(replica).await {
+                    Ok(conn) => conn.send(*request).await,
+                    Err(e) => Err(SendError::Connect(e, request)),
+                }
+            }
+            result => result,
+        }
+    }
+
     /// An idle connection to `replica`, or a new one.
-    pub async fn checkout(&self, replica: &Replica) -> Result<Conn, ConnectError> {
+    async fn checkout(&self, replica: &Replica) -> Result<Conn, ConnectError> {
         match self.take_idle(replica) {
             Some(conn) => Ok(conn),
             None => self.connect(replica).await,
@@ -157,7 +194,7 @@ impl Connections {
     }
 
     /// A new connection to `replica`, its connection task spawned on this thread's runtime.
-    pub async fn connect(&self, replica: &Replica) -> Result<Conn, ConnectError> {
+    async fn connect(&self, replica: &Replica) -> Result<Conn, ConnectError> {
         let stream = tokio::time::timeout(
             self.connect_timeout,
             TcpStream::connect(replica.addr.as_str()),
@@ -186,7 +223,7 @@ impl Connections {
 }
 
 /// A connection checked out for one request.
-pub struct Conn {
+struct Conn {
     sender: http1::SendRequest<UpstreamBody>,
     replica: usize,
     reused: bool,
@@ -194,14 +231,8 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Whether it served an earlier request (a request that found it closed may go on a new one).
-    pub fn is_reused(&self) -> bool {
-        self.reused
-    }
-
-    /// Sends `request` (origin-form target, `Host` set); the connection goes back to the idle list
-    /// once the response body has been read to its end.
-    pub async fn send(
+    /// Sends `request`; see [`Connections::send`].
+    async fn send(
         mut self,
         request: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, SendError> {

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -29,6 +29,7 @@ use crate::forward::{Forwarder, Peer, UpstreamHead};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::routes::RoutingTable;
 use crate::static_files::StaticFiles;
+use crate::timer::Timeouts;
 use crate::upstream::Connections;
 
 /// Everything a request needs, shared by all connections.
@@ -39,6 +40,8 @@ pub struct App {
     pub(crate) static_files: StaticFiles,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) trust_forwarded: bool,
+    /// `client.header_timeout_ms`.
+    pub(crate) header_timeout: Duration,
     pub(crate) internal: RouteMetrics,
     pub(crate) openapi: RouteMetrics,
     pub(crate) static_route: RouteMetrics,
@@ -51,9 +54,10 @@ impl App {
         self.pools.get(name)
     }
 
-    /// A new set of upstream connections (one per worker thread).
-    pub fn connections(&self) -> Connections {
-        self.forwarder.connections()
+    /// A new set of upstream connections (one per worker thread), whose response timeouts are
+    /// `timeouts`.
+    pub fn connections(&self, timeouts: Timeouts) -> Connections {
+        self.forwarder.connections(timeouts)
     }
 
     /// The metrics registry (worker threads count into it thread-locally).
@@ -63,6 +67,11 @@ impl App {
 
     /// Answers one request from `peer`, forwarding over `connections` if it goes upstream. Never
     /// fails: errors become JSON responses.
+    ///
+    /// Every request's future is moved in memory a few times as it is built (by hyper too), and
+    /// each nested `async fn` holds its callee's state on top of its own: so what a request may
+    /// need is decided synchronously ([`App::dispatch`]), and the one await of the common path,
+    /// the forwarding, happens here.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
@@ -82,14 +91,33 @@ impl App {
             upstream = Empty,
             http.response.status_code = Empty,
         );
-        let meta = Meta {
-            peer,
-            connections,
-            caller: context::caller_context(request.headers(), &span),
-            request_id: &request_id,
-            span: &span,
+        let caller = context::caller_context(request.headers(), &span);
+        let (route, result) = match span.in_scope(|| self.dispatch(request, &span)) {
+            Dispatch::Answered(route, result) => (route, result),
+            Dispatch::Forward {
+                route,
+                pool,
+                request,
+                rewrite,
+            } => {
+                let (parts, body) = request.into_parts();
+                let trace = context::upstream_context(&caller, &span);
+                let head = UpstreamHead::new(
+                    parts,
+                    peer,
+                    &request_id,
+                    &trace,
+                    self.trust_forwarded,
+                    rewrite,
+                );
+                let forwarded = self
+                    .forwarder
+                    .forward(connections, pool, head, body)
+                    .instrument(span.clone())
+                    .await;
+                (route, forwarded.map(|r| r.map(body::streamed)))
+            }
         };
-        let (route, result) = self.dispatch(request, &meta).instrument(span.clone()).await;
         let mut response = result.unwrap_or_else(|e| {
             route.error(e.code());
             e.response()
@@ -101,19 +129,15 @@ impl App {
         response
     }
 
-    async fn dispatch(
-        &self,
-        request: Request<Incoming>,
-        meta: &Meta<'_>,
-    ) -> (&RouteMetrics, Result<Response<Body>, ProxyError>) {
-        let span = meta.span;
+    /// What the request's path means (see the module comment): answered here, or to be forwarded.
+    fn dispatch(&self, request: Request<Incoming>, span: &tracing::Span) -> Dispatch<'_> {
         if let Err(e) = well_formed(&request) {
-            return (&self.unmatched, Err(e));
+            return Dispatch::Answered(&self.unmatched, Err(e));
         }
         let path = request.uri().path();
         if matches!(path, "/health/live" | "/health/ready" | "/metrics") {
             span.record("route", "internal");
-            return (&self.internal, self.internal(&request));
+            return Dispatch::Answered(&self.internal, self.internal(&request));
         }
         if let Some(rest) = path.strip_prefix("/api/") {
             let pool = match rest.split_once('/') {
@@ -121,50 +145,34 @@ impl App {
                 _ => None,
             };
             let Some(pool) = pool else {
-                return (&self.unmatched, Err(ProxyError::NotFound));
+                return Dispatch::Answered(&self.unmatched, Err(ProxyError::NotFound));
             };
             span.record("route", "openapi");
-            let result = self.proxy(pool, request, meta, Some("/openapi.json")).await;
-            return (&self.openapi, result);
+            return Dispatch::Forward {
+                route: &self.openapi,
+                pool,
+                request,
+                rewrite: Some("/openapi.json"),
+            };
         }
         let navigation = is_navigation(&request);
         if let Some(route) = self.routes.lookup(path) {
             let file_like = path.rsplit('/').next().unwrap_or_default().contains('.');
             if !(navigation && !file_like && self.static_files.has_index()) {
                 span.record("route", route.pattern.as_str());
-                let result = self.proxy(&route.pool, request, meta, None).await;
-                return (&route.metrics, result);
+                return Dispatch::Forward {
+                    route: &route.metrics,
+                    pool: &route.pool,
+                    request,
+                    rewrite: None,
+                };
             }
         }
         span.record("route", "static");
         let result = self
             .static_files
             .serve(request.method(), path, request.headers(), navigation);
-        (&self.static_route, result)
-    }
-
-    async fn proxy(
-        &self,
-        pool: &Pool,
-        request: Request<Incoming>,
-        meta: &Meta<'_>,
-        rewrite: Option<&'static str>,
-    ) -> Result<Response<Body>, ProxyError> {
-        let (parts, body) = request.into_parts();
-        let trace = context::upstream_context(&meta.caller, meta.span);
-        let head = UpstreamHead::new(
-            parts,
-            meta.peer,
-            meta.request_id,
-            &trace,
-            self.trust_forwarded,
-            rewrite,
-        );
-        let response = self
-            .forwarder
-            .forward(meta.connections, pool, head, body)
-            .await?;
-        Ok(response.map(body::streamed))
+        Dispatch::Answered(&self.static_route, result)
     }
 
     fn internal(&self, request: &Request<Incoming>) -> Result<Response<Body>, ProxyError> {
@@ -214,14 +222,17 @@ impl App {
     }
 }
 
-/// What the request carries on its way upstream besides itself.
-struct Meta<'a> {
-    peer: &'a Peer,
-    connections: &'a Connections,
-    request_id: &'a HeaderValue,
-    /// The caller's trace context, already the parent of `span`.
-    caller: opentelemetry::Context,
-    span: &'a tracing::Span,
+/// What [`App::dispatch`] decided.
+enum Dispatch<'a> {
+    /// Answered by the proxy itself (or refused).
+    Answered(&'a RouteMetrics, Result<Response<Body>, ProxyError>),
+    /// To be forwarded to `pool`, with its path replaced by `rewrite` if given.
+    Forward {
+        route: &'a RouteMetrics,
+        pool: &'a Pool,
+        request: Request<Incoming>,
+        rewrite: Option<&'static str>,
+    },
 }
 
 /// The checks a request must pass before it is routed; hyper already refused what it could not

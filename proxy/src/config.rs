@@ -15,6 +15,7 @@ pub struct Settings {
     /// `shutdown_timeout_secs` bounds the drain. `max_body_bytes` and `public_url` do not apply:
     /// bodies stream through to the services, which enforce their own limits.
     pub server: ServerSettings,
+    pub client: ClientSettings,
     pub telemetry: TelemetrySettings,
     /// Upstream pools: pool name → replica addresses (`host:port`).
     pub pools: BTreeMap<String, List>,
@@ -26,6 +27,23 @@ pub struct Settings {
     pub forwarding: ForwardingSettings,
 }
 
+/// The callers' connections.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// Time allowed for a complete request head, counted from when the proxy starts waiting for
+    /// it (the connection opened, or the previous response went out); past it the connection is
+    /// closed. It bounds idle keep-alive connections and callers that send a head slowly
+    /// ("slowloris") alike. Checked every 50 ms, so it may run up to 50 ms over.
+    pub header_timeout_ms: u64,
+}
+
+impl ClientSettings {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+}
+
 /// The keep-alive connections to the replicas.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,7 +52,8 @@ pub struct UpstreamSettings {
     /// retried on another replica.
     pub connect_timeout_ms: u64,
     /// Time allowed for the response head, counted from the end of the request body (so a long
-    /// upload is not cut off by it); past it the answer is 504.
+    /// upload is not cut off by it); past it the answer is 504. Checked every 50 ms, so it may
+    /// run up to 50 ms over.
     pub response_timeout_ms: u64,
     /// Replicas tried for one request at most (first try included).
     pub max_attempts: usize,
@@ -137,6 +156,9 @@ const DEFAULTS: &str = r#"
 host = "0.0.0.0"
 port = 8080
 
+[client]
+header_timeout_ms = 30000
+
 [pools]
 user = ["127.0.0.1:8081"]
 player = ["127.0.0.1:8082"]
@@ -214,6 +236,7 @@ impl Settings {
             }
         }
         let positive = [
+            ("client.header_timeout_ms", self.client.header_timeout_ms),
             (
                 "upstream.connect_timeout_ms",
                 self.upstream.connect_timeout_ms,

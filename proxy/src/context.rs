@@ -13,6 +13,8 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, global};
 use tracing::Span;
+
+use crate::forward::{has, remove};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The request-id header: the caller's when sane, generated otherwise, echoed on every response.
@@ -22,8 +24,9 @@ pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// The caller's request id if it is sane (1–128 visible ASCII characters), else a new UUID.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
-    headers
-        .get(&REQUEST_ID)
+    has(headers, &REQUEST_ID)
+        .then(|| headers.get(&REQUEST_ID))
+        .flatten()
         .filter(|v| {
             let b = v.as_bytes();
             !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
@@ -32,8 +35,11 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
         .unwrap_or_else(new_request_id)
 }
 
+/// Ids, request and trace ones, need to be unique, not secret: a fast thread-local generator
+/// (wyrand, seeded per thread from the OS) rather than the cryptographic `rand::random`, whose
+/// block refills showed in every request's profile. OpenTelemetry's SDK makes its ids the same way.
 fn new_request_id() -> HeaderValue {
-    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
@@ -42,7 +48,7 @@ fn new_request_id() -> HeaderValue {
 /// The caller's trace context (empty when none or malformed), made the parent of `span`. Call it
 /// before the span is first entered: a span's parent is fixed once it starts.
 pub fn caller_context(incoming: &HeaderMap, span: &Span) -> Context {
-    if !incoming.contains_key(&TRACEPARENT) {
+    if !has(incoming, &TRACEPARENT) {
         return Context::new();
     }
     let caller = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(incoming)));
@@ -89,19 +95,21 @@ pub fn upstream_context(caller: &Context, span: &Span) -> Context {
 /// Replaces any `traceparent`/`tracestate` in `headers` with `context`'s, in the W3C format
 /// (what the trace-context propagator writes, without its string formatting per request).
 pub fn inject(context: &Context, headers: &mut HeaderMap) {
-    headers.remove(&TRACEPARENT);
-    headers.remove(&TRACESTATE);
     let span = context.span();
     let sc = span.span_context();
     if !sc.is_valid() {
+        remove(headers, &TRACEPARENT);
+        remove(headers, &TRACESTATE);
         return;
     }
+    // `insert` replaces every earlier value.
     headers.insert(&TRACEPARENT, traceparent(sc));
     let state = sc.trace_state().header();
-    if !state.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&state) {
+    match HeaderValue::from_str(&state) {
+        Ok(v) if !state.is_empty() => {
             headers.insert(&TRACESTATE, v);
         }
+        _ => remove(headers, &TRACESTATE),
     }
 }
 
@@ -122,11 +130,11 @@ fn traceparent(sc: &SpanContext) -> HeaderValue {
 }
 
 fn random_nonzero_u64() -> u64 {
-    rand::random::<u64>().max(1)
+    fastrand::u64(1..)
 }
 
 fn random_nonzero_u128() -> u128 {
-    rand::random::<u128>().max(1)
+    fastrand::u128(1..)
 }
 
 struct HeaderExtractor<'a>(&'a HeaderMap);

@@ -21,7 +21,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{
@@ -39,6 +39,7 @@ use crate::config::UpstreamSettings;
 use crate::context::REQUEST_ID;
 use crate::error::ProxyError;
 use crate::health::Policy;
+use crate::timer::Timeouts;
 use crate::upstream::{ConnectError, Connections, PooledBody, SendError};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -78,6 +79,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
     }
     for name in hop_by_hop {
+        headers.remove(name);
+    }
+}
+
+/// Whether `headers` has `name`, by a pass over the names present rather than a hash lookup: a
+/// request carries a handful of headers, and most of the names the proxy asks about are absent.
+pub fn has(headers: &HeaderMap, name: &HeaderName) -> bool {
+    headers.keys().any(|k| k == name)
+}
+
+/// Removes `name` from `headers` if it is there (see [`has`]).
+pub fn remove(headers: &mut HeaderMap, name: &HeaderName) {
+    if has(headers, name) {
         headers.remove(name);
     }
 }
@@ -126,7 +140,7 @@ impl UpstreamHead {
         } = parts;
         strip_hop_by_hop(&mut headers);
         // The server side already answered `100-continue`; the client does not wait for it.
-        headers.remove(EXPECT);
+        remove(&mut headers, &EXPECT);
         let host = headers.remove(HOST).or_else(|| {
             uri.authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
@@ -204,16 +218,14 @@ fn set_forwarded(
     } else {
         // Anyone can send these; at the edge only what the proxy saw is true. `Forwarded` goes
         // too: actix prefers it to `X-Forwarded-*`.
-        headers.remove(FORWARDED);
+        remove(headers, &FORWARDED);
         headers.insert(&X_FORWARDED_FOR, peer.clone());
         headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         match host {
             Some(host) => {
                 headers.insert(&X_FORWARDED_HOST, host);
             }
-            None => {
-                headers.remove(&X_FORWARDED_HOST);
-            }
+            None => remove(headers, &X_FORWARDED_HOST),
         }
     }
 }
@@ -243,9 +255,10 @@ impl Forwarder {
     }
 
     /// A new set of upstream connections with the configured timeouts; each worker thread makes
-    /// its own, so a request, its upstream connection and its body stay on one thread.
-    pub fn connections(&self) -> Connections {
-        Connections::new(&self.settings)
+    /// its own, so a request, its upstream connection and its body stay on one thread. Response
+    /// timeouts are armed on `timeouts` (the worker's).
+    pub fn connections(&self, timeouts: Timeouts) -> Connections {
+        Connections::new(&self.settings, timeouts)
     }
 
     /// Sends the request to a healthy replica of `pool` over `connections`, retrying as the
@@ -297,7 +310,16 @@ impl Forwarder {
             let request = this_head.into_request(replica, body);
             tracing::Span::current().record("upstream", replica.addr.as_str());
             let started = Instant::now();
-            match self.send(connections, replica, request, sent).await {
+            // The response timeout starts once the body is sent. (Written out here rather than in
+            // a function of its own: see `Connections::send` on the size of this future.)
+            let outcome = tokio::select! {
+                biased;
+                result = connections.send(replica, request) => result.map_err(Failure::from),
+                () = deadline(sent, connections.timeouts(), self.settings.response_timeout()) => {
+                    Err(Failure::Timeout)
+                }
+            };
+            match outcome {
                 Ok(mut response) => {
                     self.policy.request_succeeded(pool, index);
                     replica
@@ -343,31 +365,16 @@ impl Forwarder {
         }
         Err(failure)
     }
+}
 
-    /// One attempt on one replica, bounded by the response timeout, which starts once the body is
-    /// sent.
-    async fn send(
-        &self,
-        connections: &Connections,
-        replica: &Replica,
-        request: Request<UpstreamBody>,
-        sent: Option<oneshot::Receiver<()>>,
-    ) -> Result<Response<PooledBody>, Failure> {
-        let response = connections.send(replica, request);
-        let timeout = self.settings.response_timeout();
-        let deadline = async move {
-            if let Some(sent) = sent {
-                // Resolves when the body ends, or when it is dropped (sent or abandoned).
-                let _ = sent.await;
-            }
-            tokio::time::sleep(timeout).await;
-        };
-        tokio::select! {
-            biased;
-            result = response => result.map_err(Failure::from),
-            () = deadline => Err(Failure::Timeout),
-        }
+/// Resolves `timeout` after the request body was sent (at once when there is none), or was
+/// abandoned.
+async fn deadline(sent: Option<oneshot::Receiver<()>>, timeouts: &Timeouts, timeout: Duration) {
+    if let Some(sent) = sent {
+        // Resolves when the body ends, or when it is dropped (sent or abandoned).
+        let _ = sent.await;
     }
+    timeouts.sleep(timeout).await;
 }
 
 impl From<SendError> for Failure {

@@ -19,4 +19,5 @@ pub mod routes;
 pub mod server;
 pub mod startup;
 pub mod static_files;
+pub mod timer;
 pub mod upstream;

@@ -36,10 +36,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::app::App;
 use crate::forward::Peer;
 use crate::metrics;
+use crate::timer::Timeouts;
 use crate::upstream::Connections;
-
-/// How long a client may take to send a request head before the connection is closed.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Handoff = (std::net::TcpStream, SocketAddr);
 
@@ -133,7 +131,9 @@ pub async fn serve(
 
 /// One worker thread: serves the connections handed to it until its channel closes, then drains.
 async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>, drain: Duration) {
-    let upstream = app.connections();
+    // This thread's timeouts: callers' request heads (through hyper) and upstream responses.
+    let timeouts = Timeouts::start();
+    let upstream = app.connections(timeouts.clone());
     // Per-request metrics are counted on this thread and added to the shared ones periodically
     // (the guard flushes what is left when the worker ends); on the same tick, idle upstream
     // connections past their timeout are closed.
@@ -150,8 +150,8 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .timer(timeouts)
+        .header_read_timeout(app.header_timeout)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();

@@ -19,6 +19,7 @@ use crate::health::{self, Policy};
 use crate::metrics::Metrics;
 use crate::routes::RoutingTable;
 use crate::static_files::StaticFiles;
+use crate::timer::Timeouts;
 use crate::upstream::Connections;
 
 /// A bound, not yet serving proxy.
@@ -51,6 +52,7 @@ impl Application {
             forwarder,
             static_files,
             trust_forwarded: settings.forwarding.trust_forwarded_headers,
+            header_timeout: settings.client.header_timeout(),
             internal: metrics.route("internal"),
             openapi: metrics.route("openapi"),
             static_route: metrics.route("static"),
@@ -89,10 +91,11 @@ impl Application {
     /// within `server.shutdown_timeout_secs`. Health probes run while serving.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
         let pools = self.app.pools.values().cloned().collect();
-        // Probes get connections of their own so they never queue behind proxied traffic.
+        // Probes get connections of their own so they never queue behind proxied traffic (their
+        // timeout is the probe's own, not the response timeout these timeouts would bound).
         let checker = health::spawn_checker(
             pools,
-            Connections::new(&self.settings.upstream),
+            Connections::new(&self.settings.upstream, Timeouts::start()),
             &self.settings.health,
             Policy::from_settings(&self.settings.health),
         );

@@ -33,6 +33,7 @@ use crate::balancer::Replica;
 use crate::body::{self, Progress};
 use crate::config::UpstreamSettings;
 use crate::forward::UpstreamBody;
+use crate::timer::Timeouts;
 
 /// TCP keep-alive probes on upstream connections (the OS notices a vanished replica host).
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
@@ -71,6 +72,7 @@ impl std::fmt::Display for SendError {
 #[derive(Clone)]
 pub struct Connections {
     idle: Arc<Mutex<Vec<Vec<Idle>>>>,
+    timeouts: Timeouts,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
@@ -82,13 +84,20 @@ struct Idle {
 }
 
 impl Connections {
-    pub fn new(settings: &UpstreamSettings) -> Self {
+    /// Connections whose requests' response timeouts are armed on `timeouts`.
+    pub fn new(settings: &UpstreamSettings, timeouts: Timeouts) -> Self {
         Self {
             idle: Arc::default(),
+            timeouts,
             connect_timeout: settings.connect_timeout(),
             idle_timeout: settings.idle_timeout(),
             max_idle: settings.max_idle_per_replica,
         }
+    }
+
+    /// The thread's coarse timeouts, for the response timeout of requests sent here.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Vec<Idle>>> {
@@ -97,7 +106,7 @@ impl Connections {
     }
 
     /// An idle connection to `replica` ready for a request, if there is one.
-    fn take_idle(&self, replica: &Replica) -> Option<Conn> {
+    fn take_idle(&self, replica: &Replica) -> Option<http1::SendRequest<UpstreamBody>> {
         let mut all = self.lock();
         let list = all.get_mut(replica.id)?;
         let now = Instant::now();
@@ -110,12 +119,7 @@ impl Connections {
                 break;
             }
             if idle.sender.is_ready() {
-                found = Some(Conn {
-                    sender: idle.sender,
-                    replica: replica.id,
-                    reused: true,
-                    home: self.clone(),
-                });
+                found = Some(idle.sender);
                 break;
             }
             if !idle.sender.is_closed() {
@@ -163,38 +167,83 @@ impl Connections {
     /// new one. An idle connection found closed before the request was written into it is not a
     /// failure: the request goes on a new connection. The connection goes back to the idle list
     /// once the response body has been read to its end.
+    ///
+    /// This future is part of every proxied request's, which is moved in memory as it is built:
+    /// the common path (an idle connection, one send) is written out flat, and the rare ones
+    /// (opening a connection, sending again) are boxed so that their state does not make every
+    /// request's future larger.
     pub async fn send(
         &self,
         replica: &Replica,
         request: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, SendError> {
-        let conn = match self.checkout(replica).await {
-            Ok(conn) => conn,
-            Err(e) => return Err(SendError::Connect(e, Box::new(request))),
+        let (mut sender, reused) = match self.take_idle(replica) {
+            Some(sender) => (sender, true),
+            None => match Box::pin(self.connect(replica)).await {
+                Ok(sender) => (sender, false),
+                Err(e) => return Err(SendError::Connect(e, Box::new(request))),
+            },
         };
-        let reused = conn.reused;
-        match conn.send(request).await {
-            Err(SendError::NotSent(request, e)) if reused => {
-                tracing::debug!(error = %e, replica = %replica.addr, "a pooled connection closed; sending on a new one");
-                match self.connect(replica).await {
-                    Ok(conn) => conn.send(*request).await,
-                    Err(e) => Err(SendError::Connect(e, request)),
+        match sender.try_send_request(request).await {
+            Ok(response) => Ok(self.pooled(replica, sender, response)),
+            Err(mut e) => match e.take_message() {
+                Some(request) if reused => {
+                    let e = e.into_error();
+                    tracing::debug!(error = %e, replica = %replica.addr, "a pooled connection closed; sending on a new one");
+                    Box::pin(self.send_on_new(replica, request)).await
                 }
-            }
-            result => result,
+                Some(request) => Err(SendError::NotSent(Box::new(request), e.into_error())),
+                None => Err(SendError::Failed(e.into_error())),
+            },
         }
     }
 
-    /// An idle connection to `replica`, or a new one.
-    async fn checkout(&self, replica: &Replica) -> Result<Conn, ConnectError> {
-        match self.take_idle(replica) {
-            Some(conn) => Ok(conn),
-            None => self.connect(replica).await,
+    /// Sends `request` on a new connection to `replica` (once; no further retry).
+    async fn send_on_new(
+        &self,
+        replica: &Replica,
+        request: Request<UpstreamBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        let mut sender = match self.connect(replica).await {
+            Ok(sender) => sender,
+            Err(e) => return Err(SendError::Connect(e, Box::new(request))),
+        };
+        match sender.try_send_request(request).await {
+            Ok(response) => Ok(self.pooled(replica, sender, response)),
+            Err(mut e) => match e.take_message() {
+                Some(request) => Err(SendError::NotSent(Box::new(request), e.into_error())),
+                None => Err(SendError::Failed(e.into_error())),
+            },
         }
+    }
+
+    /// The response, its body holding the connection until it has been read to the end; a
+    /// response without a body gives the connection back at once.
+    fn pooled(
+        &self,
+        replica: &Replica,
+        sender: http1::SendRequest<UpstreamBody>,
+        response: Response<Incoming>,
+    ) -> Response<PooledBody> {
+        let (parts, body) = response.into_parts();
+        let conn = if body.is_end_stream() {
+            self.give_back(replica.id, sender);
+            None
+        } else {
+            Some(Checkout {
+                sender,
+                replica: replica.id,
+                home: self.clone(),
+            })
+        };
+        Response::from_parts(parts, PooledBody { body, conn })
     }
 
     /// A new connection to `replica`, its connection task spawned on this thread's runtime.
-    async fn connect(&self, replica: &Replica) -> Result<Conn, ConnectError> {
+    async fn connect(
+        &self,
+        replica: &Replica,
+    ) -> Result<http1::SendRequest<UpstreamBody>, ConnectError> {
         let stream = tokio::time::timeout(
             self.connect_timeout,
             TcpStream::connect(replica.addr.as_str()),
@@ -213,52 +262,21 @@ impl Connections {
                 tracing::debug!(error = %e, replica = %addr, "upstream connection ended with an error");
             }
         });
-        Ok(Conn {
-            sender,
-            replica: replica.id,
-            reused: false,
-            home: self.clone(),
-        })
+        Ok(sender)
     }
 }
 
-/// A connection checked out for one request.
-struct Conn {
+/// A connection lent to a response body.
+struct Checkout {
     sender: http1::SendRequest<UpstreamBody>,
     replica: usize,
-    reused: bool,
     home: Connections,
-}
-
-impl Conn {
-    /// Sends `request`; see [`Connections::send`].
-    async fn send(
-        mut self,
-        request: Request<UpstreamBody>,
-    ) -> Result<Response<PooledBody>, SendError> {
-        match self.sender.try_send_request(request).await {
-            Ok(response) => {
-                let (parts, body) = response.into_parts();
-                let conn = if body.is_end_stream() {
-                    self.home.give_back(self.replica, self.sender);
-                    None
-                } else {
-                    Some(self)
-                };
-                Ok(Response::from_parts(parts, PooledBody { body, conn }))
-            }
-            Err(mut e) => match e.take_message() {
-                Some(request) => Err(SendError::NotSent(Box::new(request), e.into_error())),
-                None => Err(SendError::Failed(e.into_error())),
-            },
-        }
-    }
 }
 
 /// An upstream response body that gives its connection back once read to the end.
 pub struct PooledBody {
     body: Incoming,
-    conn: Option<Conn>,
+    conn: Option<Checkout>,
 }
 
 impl PooledBody {

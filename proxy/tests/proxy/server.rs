@@ -1,10 +1,12 @@
 //! The proxy's own endpoints, malformed requests, and graceful shutdown.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::Method;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
-use crate::helpers::{Backend, TestProxy, echo, empty, raw};
+use crate::helpers::{Backend, TestProxy, echo, empty, raw, with_pool};
 
 const JSON: (&str, &str) = ("accept", "application/json");
 
@@ -121,6 +123,63 @@ async fn a_malformed_request_gets_400_in_the_shared_shape() {
     )
     .await;
     assert!(old.starts_with("HTTP/1.0 200"), "{old}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_slow_to_send_a_head_or_idle_too_long_is_disconnected() {
+    let player = Backend::echo("player").await;
+    let proxy = TestProxy::with(|s| {
+        with_pool(s, "player", &[player.addr]);
+        s.client.header_timeout_ms = 300;
+    })
+    .await;
+    // Reads until the proxy closes the connection (at most 5 s); what came, and when it closed.
+    async fn until_closed(stream: &mut TcpStream, started: Instant) -> (String, Duration) {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            started.elapsed(),
+        )
+    }
+
+    // A head trickling in, a header line every 100 ms, is cut off at the timeout however busy
+    // the caller looks.
+    let mut slow = TcpStream::connect(proxy.addr).await.unwrap();
+    let started = Instant::now();
+    slow.write_all(b"GET /songs/1 HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let trickle = async {
+        for i in 0.. {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let line = format!("X-Pad-{i}: {i}\r\n");
+            if slow.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), trickle).await;
+    let (_, closed_after) = until_closed(&mut slow, started).await;
+    assert!(
+        closed_after >= Duration::from_millis(300) && closed_after < Duration::from_secs(3),
+        "closed after {closed_after:?}"
+    );
+    assert_eq!(player.hits(), 0);
+
+    // A kept-alive connection is answered, then closed once it has been idle that long.
+    let mut idle = TcpStream::connect(proxy.addr).await.unwrap();
+    idle.write_all(b"GET /songs/1 HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (reply, closed_after) = until_closed(&mut idle, started).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        closed_after >= Duration::from_millis(300) && closed_after < Duration::from_secs(3),
+        "closed after {closed_after:?}"
+    );
+    assert_eq!(player.hits(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,12 +92,11 @@ impl App {
             http.response.status_code = Empty,
         );
         let caller = context::caller_context(request.headers(), &span);
-        let (route, result) = match span.in_scope(|| self.dispatch(request, &span)) {
+        let (route, result) = match span.in_scope(|| self.dispatch(&request, &span)) {
             Dispatch::Answered(route, result) => (route, result),
             Dispatch::Forward {
                 route,
                 pool,
-                request,
                 rewrite,
             } => {
                 let (parts, body) = request.into_parts();
@@ -130,14 +129,14 @@ impl App {
     }
 
     /// What the request's path means (see the module comment): answered here, or to be forwarded.
-    fn dispatch(&self, request: Request<Incoming>, span: &tracing::Span) -> Dispatch<'_> {
-        if let Err(e) = well_formed(&request) {
+    fn dispatch(&self, request: &Request<Incoming>, span: &tracing::Span) -> Dispatch<'_> {
+        if let Err(e) = well_formed(request) {
             return Dispatch::Answered(&self.unmatched, Err(e));
         }
         let path = request.uri().path();
         if matches!(path, "/health/live" | "/health/ready" | "/metrics") {
             span.record("route", "internal");
-            return Dispatch::Answered(&self.internal, self.internal(&request));
+            return Dispatch::Answered(&self.internal, self.internal(request));
         }
         if let Some(rest) = path.strip_prefix("/api/") {
             let pool = match rest.split_once('/') {
@@ -151,11 +150,10 @@ impl App {
             return Dispatch::Forward {
                 route: &self.openapi,
                 pool,
-                request,
                 rewrite: Some("/openapi.json"),
             };
         }
-        let navigation = is_navigation(&request);
+        let navigation = is_navigation(request);
         if let Some(route) = self.routes.lookup(path) {
             let file_like = path.rsplit('/').next().unwrap_or_default().contains('.');
             if !(navigation && !file_like && self.static_files.has_index()) {
@@ -163,7 +161,6 @@ impl App {
                 return Dispatch::Forward {
                     route: &route.metrics,
                     pool: &route.pool,
-                    request,
                     rewrite: None,
                 };
             }
@@ -230,7 +227,6 @@ enum Dispatch<'a> {
     Forward {
         route: &'a RouteMetrics,
         pool: &'a Pool,
-        request: Request<Incoming>,
         rewrite: Option<&'static str>,
     },
 }

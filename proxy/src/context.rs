@@ -61,14 +61,16 @@ pub fn caller_context(incoming: &HeaderMap, span: &Span) -> Context {
 
 /// The trace context to send upstream: `span`'s own when it is recorded, else a fresh span id
 /// under the caller's trace (or a new trace): see the module comment.
-pub fn upstream_context(caller: &Context, span: &Span) -> Context {
+pub fn upstream_context(caller: &Context, span: &Span) -> SpanContext {
     if !span.is_disabled() {
         let own = span.context();
-        if own.span().span_context().is_valid() {
+        let own = own.span().span_context().clone();
+        if own.is_valid() {
             return own;
         }
     }
-    let caller = caller.span().span_context().clone();
+    let caller = caller.span();
+    let caller = caller.span_context();
     let (trace_id, flags, state) = if caller.is_valid() {
         (
             caller.trace_id(),
@@ -82,21 +84,18 @@ pub fn upstream_context(caller: &Context, span: &Span) -> Context {
             TraceState::default(),
         )
     };
-    let ours = SpanContext::new(
+    SpanContext::new(
         trace_id,
         SpanId::from(random_nonzero_u64()),
         flags,
         true,
         state,
-    );
-    Context::new().with_remote_span_context(ours)
+    )
 }
 
-/// Replaces any `traceparent`/`tracestate` in `headers` with `context`'s, in the W3C format
-/// (what the trace-context propagator writes, without its string formatting per request).
-pub fn inject(context: &Context, headers: &mut HeaderMap) {
-    let span = context.span();
-    let sc = span.span_context();
+/// Replaces any `traceparent`/`tracestate` in `headers` with `sc`'s, in the W3C format (what the
+/// trace-context propagator writes, without its string formatting per request).
+pub fn inject(sc: &SpanContext, headers: &mut HeaderMap) {
     if !sc.is_valid() {
         remove(headers, &TRACEPARENT);
         remove(headers, &TRACESTATE);
@@ -169,20 +168,20 @@ mod tests {
             true,
             TraceState::from_key_value([("vendor", "x")]).unwrap(),
         );
-        let cx = Context::new().with_remote_span_context(sc);
+        let cx = Context::new().with_remote_span_context(sc.clone());
         let mut theirs = Map(Default::default());
         opentelemetry_sdk::propagation::TraceContextPropagator::new()
             .inject_context(&cx, &mut theirs);
         let mut ours = HeaderMap::new();
         ours.insert(&TRACEPARENT, HeaderValue::from_static("00-stale"));
-        inject(&cx, &mut ours);
+        inject(&sc, &mut ours);
         assert_eq!(ours[&TRACEPARENT], theirs.0["traceparent"].as_str());
         assert_eq!(
             ours[&TRACEPARENT],
             "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"
         );
         assert_eq!(ours[&TRACESTATE], theirs.0["tracestate"].as_str());
-        inject(&Context::new(), &mut ours);
+        inject(&SpanContext::empty_context(), &mut ours);
         assert!(ours.get(&TRACEPARENT).is_none(), "no context, no header");
     }
 

@@ -128,7 +128,7 @@ impl UpstreamHead {
         parts: http::request::Parts,
         peer: &Peer,
         request_id: &HeaderValue,
-        trace: &opentelemetry::Context,
+        trace: &opentelemetry::trace::SpanContext,
         trust_forwarded: bool,
         rewrite: Option<&'static str>,
     ) -> Self {

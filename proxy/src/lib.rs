@@ -21,3 +21,4 @@ pub mod startup;
 pub mod static_files;
 pub mod timer;
 pub mod upstream;
+pub mod watchdog;

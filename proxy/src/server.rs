@@ -38,6 +38,7 @@ use crate::forward::Peer;
 use crate::metrics;
 use crate::timer::Timeouts;
 use crate::upstream::Connections;
+use crate::watchdog::{self, Activity, Busy, Tracked};
 
 type Handoff = (std::net::TcpStream, SocketAddr);
 
@@ -131,7 +132,7 @@ pub async fn serve(
 
 /// One worker thread: serves the connections handed to it until its channel closes, then drains.
 async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>, drain: Duration) {
-    // This thread's timeouts: callers' request heads (through hyper) and upstream responses.
+    // This thread's timeouts: callers' idle connections and upstream responses.
     let timeouts = Timeouts::start();
     let upstream = app.connections(timeouts.clone());
     // Per-request metrics are counted on this thread and added to the shared ones periodically
@@ -148,11 +149,8 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(timeouts)
-        .header_read_timeout(app.header_timeout)
-        .keep_alive(true);
+    // No `header_read_timeout`: the watchdog below does its work for less (see `watchdog.rs`).
+    builder.http1().keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
 
@@ -167,25 +165,35 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
+        let activity = Activity::new();
         let connection = Arc::new(Connection {
             app: app.clone(),
             upstream: upstream.clone(),
             peer: Peer::new(peer),
+            activity: activity.clone(),
         });
         let service = service_fn(move |request| {
             let connection = connection.clone();
             async move {
                 let c = &*connection;
-                Ok::<_, Infallible>(c.app.handle(request, &c.peer, &c.upstream).await)
+                let busy = Busy::begin(&c.activity);
+                let response = c.app.handle(request, &c.peer, &c.upstream).await;
+                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, busy)))
             }
         });
         let served = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let served = graceful.watch(served);
+        let timeouts = timeouts.clone();
+        let header_timeout = app.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = served.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            match watchdog::watch(served, &activity, &timeouts, header_timeout).await {
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+                Some(Ok(())) => {}
+                None => tracing::debug!(%peer, "idle connection closed"),
             }
         });
     }
@@ -206,4 +214,5 @@ struct Connection {
     app: Arc<App>,
     upstream: Connections,
     peer: Peer,
+    activity: Arc<Activity>,
 }

@@ -1,15 +1,15 @@
-//! Coarse timeouts for the request path: the response timeout of every proxied request and hyper's
-//! per-request head timeout on client connections.
+//! Coarse timeouts for the request path: the response timeout of every proxied request, and the
+//! idle timeout of callers' connections ([`crate::watchdog`]).
 //!
-//! Both are long (seconds) and almost never fire, yet every request arms and disarms them. With
-//! tokio's timer that is a timer-wheel insertion and removal under the driver's lock, and for
-//! hyper a boxed sleep as well: together 5 % of the proxy's instructions per request
-//! (`loadtest/results/proxy.md`). Here a timeout is an entry in its worker thread's slab,
-//! registered on its first poll and removed when dropped; a ticker task on the same thread wakes
-//! the expired ones every [`TICK`]. A timeout therefore fires up to one tick late, never early.
+//! They are long (seconds) and almost never fire, yet every request arms and disarms a response
+//! timeout. With tokio's timer that is a timer-wheel insertion and removal under the driver's
+//! lock: 2 % of the proxy's instructions per request (`loadtest/results/proxy.md`). Here a timeout
+//! is an entry in its worker thread's slab, registered on its first poll and removed when dropped;
+//! a ticker task on the same thread wakes the expired ones every [`TICK`]. A timeout therefore
+//! fires up to one tick late, never early.
 //!
-//! Each worker thread has its own [`Timeouts`] (the lock is never contended: it is there because
-//! hyper asks for `Send + Sync` sleeps).
+//! Each worker thread has its own [`Timeouts`]. The lock around them is never contended; it is
+//! there because hyper's server asks for `Send` futures.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -139,18 +139,6 @@ impl Drop for Timeout {
         if let Some(key) = self.key {
             lock(&self.pending).try_remove(key);
         }
-    }
-}
-
-impl hyper::rt::Sleep for Timeout {}
-
-impl hyper::rt::Timer for Timeouts {
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(Timeouts::sleep(self, duration))
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(Timeouts::sleep_until(self, deadline))
     }
 }
 

@@ -220,6 +220,10 @@ impl App {
 }
 
 /// What [`App::dispatch`] decided.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per request and matched at once; boxing would allocate per answer"
+)]
 enum Dispatch<'a> {
     /// Answered by the proxy itself (or refused).
     Answered(&'a RouteMetrics, Result<Response<Body>, ProxyError>),

@@ -33,37 +33,8 @@ out=loadtest/out/proxy
 rm -rf "$out" && mkdir -p "$out/nginx"
 
 cargo build --release -q -p user -p proxy
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-}
-trap cleanup EXIT
-wait_ready() { # $1 = url
-  for _ in $(seq 1 100); do curl -fs "$1" >/dev/null && return; sleep 0.2; done
-  echo "$1 did not answer"; exit 1
-}
-
 # Two user-service replicas sharing one database and one Redis key prefix, one worker each.
-for port in "${replica_ports[@]}"; do
-  APP__SERVER__PORT=$port APP__SERVER__WORKERS=1 APP__POSTGRES__DATABASE=$db \
-    APP__REDIS__KEY_PREFIX="bench:$db:" APP__TELEMETRY__LOG_LEVEL=warn \
-    APP__AUTH__DEV_KEY_PATH="$out/key.pem" target/release/user > "$out/user-$port.log" 2>&1 &
-  pids+=($!)
-  wait_ready "localhost:$port/health/ready"
-done
-psql -h 127.0.0.1 -U postgres -d "$db" -qc "
-  INSERT INTO users (username, email, password_hash, display_name, bio)
-  SELECT 'user' || g, 'user' || g || '@example.com', 'x', 'User ' || g, 'Bio of user ' || g
-  FROM generate_series(1, 10000) g; ANALYZE users;"
-
-ids=$(psql -h 127.0.0.1 -U postgres -d "$db" -tAc "SELECT id FROM users ORDER BY id")
-for port in "${replica_ports[@]}"; do
-  sed "s|^|http://127.0.0.1:$port/users/|" <<<"$ids" > "$out/replica-$port.urls"
-  echo "warming replica $port: every id once"
-  python3 loadtest/lib/fill.py "$out/replica-$port.urls" 4
-done
+source loadtest/proxy/replicas.sh
 paste -d '\n' "$out/replica-${replica_ports[0]}.urls" "$out/replica-${replica_ports[1]}.urls" \
   > "$out/direct.urls"
 sed "s|^|http://127.0.0.1:$proxy_port/users/|" <<<"$ids" > "$out/proxy.urls"

@@ -177,24 +177,20 @@ impl Connections {
         replica: &Replica,
         request: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, SendError> {
-        let (mut sender, reused) = match self.take_idle(replica) {
-            Some(sender) => (sender, true),
-            None => match Box::pin(self.connect(replica)).await {
-                Ok(sender) => (sender, false),
-                Err(e) => return Err(SendError::Connect(e, Box::new(request))),
-            },
+        let Some(mut sender) = self.take_idle(replica) else {
+            return Box::pin(self.send_on_new(replica, request)).await;
         };
         match sender.try_send_request(request).await {
-            Ok(response) => Ok(self.pooled(replica, sender, response)),
-            Err(mut e) => match e.take_message() {
-                Some(request) if reused => {
-                    let e = e.into_error();
-                    tracing::debug!(error = %e, replica = %replica.addr, "a pooled connection closed; sending on a new one");
-                    Box::pin(self.send_on_new(replica, request)).await
+            Err(mut e) if e.message().is_some() => {
+                let request = e.take_message();
+                let e = e.into_error();
+                tracing::debug!(error = %e, replica = %replica.addr, "a pooled connection closed; sending on a new one");
+                match request {
+                    Some(request) => Box::pin(self.send_on_new(replica, request)).await,
+                    None => Err(SendError::Failed(e)),
                 }
-                Some(request) => Err(SendError::NotSent(Box::new(request), e.into_error())),
-                None => Err(SendError::Failed(e.into_error())),
-            },
+            }
+            result => self.settle(replica, sender, result),
         }
     }
 
@@ -208,7 +204,21 @@ impl Connections {
             Ok(sender) => sender,
             Err(e) => return Err(SendError::Connect(e, Box::new(request))),
         };
-        match sender.try_send_request(request).await {
+        let result = sender.try_send_request(request).await;
+        self.settle(replica, sender, result)
+    }
+
+    /// What one send on `sender` came to.
+    fn settle(
+        &self,
+        replica: &Replica,
+        sender: http1::SendRequest<UpstreamBody>,
+        result: Result<
+            Response<Incoming>,
+            hyper::client::conn::TrySendError<Request<UpstreamBody>>,
+        >,
+    ) -> Result<Response<PooledBody>, SendError> {
+        match result {
             Ok(response) => Ok(self.pooled(replica, sender, response)),
             Err(mut e) => match e.take_message() {
                 Some(request) => Err(SendError::NotSent(Box::new(request), e.into_error())),

@@ -139,6 +139,9 @@ impl UpstreamHead {
             ..
         } = parts;
         strip_hop_by_hop(&mut headers);
+        // Room for what is added below (forwarded headers, request id, trace context, `Host`),
+        // so the map grows once at most rather than once per insertion.
+        headers.reserve(6);
         // The server side already answered `100-continue`; the client does not wait for it.
         remove(&mut headers, &EXPECT);
         let host = headers.remove(HOST).or_else(|| {
@@ -261,14 +264,18 @@ impl Forwarder {
         Connections::new(&self.settings, timeouts)
     }
 
-    /// Sends the request to a healthy replica of `pool` over `connections`, retrying as the
-    /// module comment says; returns the response with its body still streaming.
+    /// Sends the request (received at `received`) to a healthy replica of `pool` over
+    /// `connections`, retrying as the module comment says; returns the response with its body
+    /// still streaming. What happens is recorded and logged in the request's `span` (passed
+    /// rather than entered around this future: wrapping it would move all of it once more).
     pub async fn forward(
         &self,
         connections: &Connections,
         pool: &Pool,
         head: UpstreamHead,
         body: Incoming,
+        received: Instant,
+        span: &tracing::Span,
     ) -> Result<Response<PooledBody>, ProxyError> {
         let idempotent = matches!(
             head.method,
@@ -308,8 +315,13 @@ impl Forwarder {
             };
             let (body, sent) = pending.attempt();
             let request = this_head.into_request(replica, body);
-            tracing::Span::current().record("upstream", replica.addr.as_str());
-            let started = Instant::now();
+            span.record("upstream", replica.addr.as_str());
+            // An upstream's latency counts from when the request came in, or from its retry.
+            let started = if attempt == 0 {
+                received
+            } else {
+                Instant::now()
+            };
             // The response timeout starts once the body is sent. (Written out here rather than in
             // a function of its own: see `Connections::send` on the size of this future.)
             let outcome = tokio::select! {
@@ -329,17 +341,17 @@ impl Forwarder {
                     return Ok(response);
                 }
                 Err(Failure::Timeout) => {
-                    tracing::warn!(pool = %pool.name, replica = %replica.addr, "upstream timed out");
+                    tracing::warn!(parent: span, pool = %pool.name, replica = %replica.addr, "upstream timed out");
                     replica.metrics.error("timeout");
                     self.policy.failed(pool, index);
                     return Err(ProxyError::UpstreamTimeout);
                 }
                 Err(Failure::Caller(e)) => {
-                    tracing::debug!(error = %e, "the caller's body failed");
+                    tracing::debug!(parent: span, error = %e, "the caller's body failed");
                     return Err(ProxyError::BadRequest("the request body could not be read"));
                 }
                 Err(Failure::Connect(e, request)) => {
-                    tracing::warn!(pool = %pool.name, replica = %replica.addr, error = %e, "cannot connect to the upstream");
+                    tracing::warn!(parent: span, pool = %pool.name, replica = %replica.addr, error = %e, "cannot connect to the upstream");
                     replica.metrics.error("connect");
                     self.policy.failed(pool, index);
                     failure = ProxyError::BadGateway;
@@ -352,7 +364,7 @@ impl Forwarder {
                     }
                 }
                 Err(Failure::Upstream(e)) => {
-                    tracing::warn!(pool = %pool.name, replica = %replica.addr, error = %e, "upstream failed");
+                    tracing::warn!(parent: span, pool = %pool.name, replica = %replica.addr, error = %e, "upstream failed");
                     replica.metrics.error("failed");
                     self.policy.failed(pool, index);
                     failure = ProxyError::BadGateway;

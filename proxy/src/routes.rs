@@ -36,14 +36,14 @@ const MAX_SEGMENTS: usize = 16;
 
 impl Route {
     /// Whether the pattern matches a path's first segments (`parts`, the path split once).
-    fn matches(&self, parts: &[&str]) -> bool {
+    fn matches(&self, parts: &[&[u8]]) -> bool {
         self.segments.len() <= parts.len()
             && self
                 .segments
                 .iter()
                 .zip(parts)
                 .all(|(segment, part)| match segment {
-                    Segment::Literal(lit) => lit == part,
+                    Segment::Literal(lit) => lit.as_bytes() == *part,
                     Segment::Any => !part.is_empty(),
                 })
     }
@@ -97,9 +97,11 @@ impl RoutingTable {
 
     /// The most specific route matching `path`, if any. The path is split once, not per route.
     pub fn lookup(&self, path: &str) -> Option<&Route> {
-        let mut parts = [""; MAX_SEGMENTS];
+        let mut parts = [&b""[..]; MAX_SEGMENTS];
         let mut n = 0;
-        for (slot, part) in parts.iter_mut().zip(path.split('/').skip(1)) {
+        // By bytes: `/` is ASCII, and a `str` pattern search costs more than these few bytes.
+        let rest = path.as_bytes().strip_prefix(b"/").unwrap_or_default();
+        for (slot, part) in parts.iter_mut().zip(rest.split(|&b| b == b'/')) {
             *slot = part;
             n += 1;
         }

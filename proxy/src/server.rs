@@ -8,8 +8,8 @@
 //! in turn keeps the workers evenly loaded however the connections arrive; the state they share
 //! (routing table, pools' health, metrics) is read-mostly and behind atomics.
 //!
-//! Each connection is served by hyper's automatic HTTP/1.1 / HTTP/2 (prior knowledge) builder and
-//! registered with its worker's [`GracefulShutdown`] watcher. When the shutdown future resolves:
+//! Each connection is served by hyper's HTTP/1.1 or HTTP/2 (prior knowledge) connection, whichever
+//! its first bytes call for, and registered with its worker's [`GracefulShutdown`] watcher. When the shutdown future resolves:
 //! 1. the acceptor stops and closes the listener, so new connections are refused, and drops its
 //!    end of each worker's channel;
 //! 2. each worker, seeing its channel closed, tells every connection to shut down gracefully: an
@@ -26,9 +26,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -148,10 +148,14 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
             sweep.sweep();
         }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // No `header_read_timeout`: the watchdog below does its work for less (see `watchdog.rs`).
-    builder.http1().keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/1.1, and HTTP/2 with prior knowledge (see `speaks_http2`). No `header_read_timeout`:
+    // the watchdog below does its work for less (see `watchdog.rs`). Responses are written with
+    // one `write` of a flat buffer (`writev(false)`): most are a head and a small body, and
+    // hyper's vectored queue costs more to keep than the copy does.
+    let mut http1 = http1::Builder::new();
+    http1.keep_alive(true).writev(false);
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2.timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
 
     while let Some((stream, peer)) = connections.recv().await {
@@ -181,15 +185,37 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
                 Ok::<_, Infallible>(response.map(|body| Tracked::new(body, busy)))
             }
         });
-        let served = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let served = graceful.watch(served);
+        let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
         let timeouts = timeouts.clone();
         let header_timeout = app.header_timeout;
         tokio::spawn(async move {
-            match watchdog::watch(served, &activity, &timeouts, header_timeout).await {
-                Some(Err(e)) => {
+            // Until its first bytes arrive a connection is idle: the watchdog closes it in time.
+            let http2_preface =
+                watchdog::watch(speaks_http2(&stream), &activity, &timeouts, header_timeout);
+            let outcome = match http2_preface.await {
+                None => None,
+                Some(Err(e)) => Some(Err(e.into())),
+                Some(Ok(false)) => {
+                    let served =
+                        watcher.watch(http1.serve_connection(TokioIo::new(stream), service));
+                    watchdog::watch(served, &activity, &timeouts, header_timeout)
+                        .await
+                        .map(|r| r.map_err(Into::into))
+                }
+                // Rare: boxed, so as not to make every HTTP/1 connection's task larger.
+                Some(Ok(true)) => {
+                    Box::pin(async {
+                        let served =
+                            watcher.watch(http2.serve_connection(TokioIo::new(stream), service));
+                        watchdog::watch(served, &activity, &timeouts, header_timeout)
+                            .await
+                            .map(|r| r.map_err(Into::into))
+                    })
+                    .await
+                }
+            };
+            match outcome {
+                Some(Err::<(), Box<dyn std::error::Error + Send + Sync>>(e)) => {
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
                 }
                 Some(Ok(())) => {}
@@ -215,4 +241,27 @@ struct Connection {
     upstream: Connections,
     peer: Peer,
     activity: Arc<Activity>,
+}
+
+/// Whether a new connection speaks HTTP/2 with prior knowledge: it starts with the HTTP/2
+/// connection preface. Anything else is served as HTTP/1.x. The bytes are peeked at, not read, so
+/// the protocol's own code reads them again; that way an HTTP/1 connection's reads go straight to
+/// the socket rather than through a layer that replays a prefix (as hyper-util's automatic
+/// builder does, at a cost on every request).
+async fn speaks_http2(stream: &TcpStream) -> std::io::Result<bool> {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 || buf[..n] != PREFACE[..n] {
+            // Closed (HTTP/1 code sees the end), or not the preface.
+            return Ok(false);
+        }
+        if n == PREFACE.len() {
+            return Ok(true);
+        }
+        // Part of the preface so far. Peeking does not consume, so the socket stays readable:
+        // wait a little rather than spin. (A caller that stops here is closed by the watchdog.)
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -68,10 +68,12 @@ impl std::fmt::Display for SendError {
     }
 }
 
-/// This worker thread's connections to every replica.
+/// This worker thread's connections to every replica; a handle to them, cheap to clone.
 #[derive(Clone)]
-pub struct Connections {
-    idle: Arc<Mutex<Vec<Vec<Idle>>>>,
+pub struct Connections(Arc<Shared>);
+
+struct Shared {
+    idle: Mutex<Vec<Vec<Idle>>>,
     timeouts: Timeouts,
     connect_timeout: Duration,
     idle_timeout: Duration,
@@ -86,23 +88,23 @@ struct Idle {
 impl Connections {
     /// Connections whose requests' response timeouts are armed on `timeouts`.
     pub fn new(settings: &UpstreamSettings, timeouts: Timeouts) -> Self {
-        Self {
-            idle: Arc::default(),
+        Self(Arc::new(Shared {
+            idle: Mutex::default(),
             timeouts,
             connect_timeout: settings.connect_timeout(),
             idle_timeout: settings.idle_timeout(),
             max_idle: settings.max_idle_per_replica,
-        }
+        }))
     }
 
     /// The thread's coarse timeouts, for the response timeout of requests sent here.
     pub fn timeouts(&self) -> &Timeouts {
-        &self.timeouts
+        &self.0.timeouts
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Vec<Idle>>> {
         // Poisoned only if a thread panicked while holding it; the lists are still consistent.
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// An idle connection to `replica` ready for a request, if there is one.
@@ -113,7 +115,7 @@ impl Connections {
         let mut busy = Vec::new();
         let mut found = None;
         while let Some(idle) = list.pop() {
-            if now.duration_since(idle.since) >= self.idle_timeout {
+            if now.duration_since(idle.since) >= self.0.idle_timeout {
                 // The rest are older still.
                 list.clear();
                 break;
@@ -141,7 +143,7 @@ impl Connections {
             all.resize_with(replica + 1, Vec::new);
         }
         let list = &mut all[replica];
-        if list.len() < self.max_idle {
+        if list.len() < self.0.max_idle {
             list.push(Idle {
                 sender,
                 since: Instant::now(),
@@ -157,7 +159,7 @@ impl Connections {
             // Oldest first.
             let aged = list
                 .iter()
-                .position(|idle| now.duration_since(idle.since) < self.idle_timeout)
+                .position(|idle| now.duration_since(idle.since) < self.0.idle_timeout)
                 .unwrap_or(list.len());
             list.drain(..aged);
         }
@@ -255,15 +257,16 @@ impl Connections {
         replica: &Replica,
     ) -> Result<http1::SendRequest<UpstreamBody>, ConnectError> {
         let stream = tokio::time::timeout(
-            self.connect_timeout,
+            self.0.connect_timeout,
             TcpStream::connect(replica.addr.as_str()),
         )
         .await
-        .map_err(|_| ConnectError::Timeout(self.connect_timeout))??;
+        .map_err(|_| ConnectError::Timeout(self.0.connect_timeout))??;
         stream.set_nodelay(true)?;
         let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
         socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
         let (sender, connection) = http1::Builder::new()
+            .writev(false)
             .handshake::<_, UpstreamBody>(TokioIo::new(stream))
             .await?;
         let addr = replica.addr.clone();

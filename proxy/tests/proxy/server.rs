@@ -183,6 +183,47 @@ async fn a_caller_slow_to_send_a_head_or_idle_too_long_is_disconnected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_prior_knowledge_and_http1_are_told_apart_by_their_first_bytes() {
+    let player = Backend::echo("player").await;
+    let proxy = TestProxy::player(&[&player]).await;
+
+    // HTTP/2 with prior knowledge: the connection preface, then frames.
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::get(format!("http://{}/songs/7", proxy.addr))
+        .header("accept", "application/json")
+        .body(empty())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.version(), hyper::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(player.hits(), 1);
+
+    // An HTTP/1 request whose first byte could begin the preface ("P" of POST), arriving in
+    // pieces, is still HTTP/1.
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream.write_all(b"P").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream
+        .write_all(
+            b"OST /songs HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        )
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(player.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxys_own_endpoints_answer_get_only() {
     let player = Backend::echo("player").await;
     let proxy = TestProxy::player(&[&player]).await;

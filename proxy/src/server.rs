@@ -9,7 +9,8 @@
 //! (routing table, pools' health, metrics) is read-mostly and behind atomics.
 //!
 //! Each connection is served by hyper's HTTP/1.1 or HTTP/2 (prior knowledge) connection, whichever
-//! its first bytes call for, and registered with its worker's [`GracefulShutdown`] watcher. When the shutdown future resolves:
+//! its first bytes call for, and registered with its worker's [`GracefulShutdown`] watcher. When
+//! the shutdown future resolves:
 //! 1. the acceptor stops and closes the listener, so new connections are refused, and drops its
 //!    end of each worker's channel;
 //! 2. each worker, seeing its channel closed, tells every connection to shut down gracefully: an

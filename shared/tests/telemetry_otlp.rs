@@ -41,13 +41,6 @@ fn start_collector() -> (String, Received) {
     (format!("http://127.0.0.1:{port}"), received)
 }
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_are_exported_and_continue_the_callers_trace() {
     let (endpoint, received) = start_collector();
@@ -82,14 +75,15 @@ async fn spans_are_exported_and_continue_the_callers_trace() {
         .await
         .unwrap();
     let exports = received.lock().unwrap().clone();
+    let trace = hex::decode(trace_id).unwrap();
     let export = exports
         .iter()
         .find(|(path, _, body)| {
-            path == "/v1/traces" && body.windows(16).any(|w| w == hex(trace_id).as_slice())
+            path == "/v1/traces" && body.windows(16).any(|w| w == trace.as_slice())
         })
         .unwrap_or_else(|| panic!("no export carries the trace: {} exports", exports.len()));
     assert_eq!(export.1, "application/x-protobuf");
-    let span_id = hex(parts[2]);
+    let span_id = hex::decode(parts[2]).unwrap();
     assert!(
         export.2.windows(8).any(|w| w == span_id.as_slice()),
         "the exported span is the one the next hop saw as its parent"

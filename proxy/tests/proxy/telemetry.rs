@@ -15,13 +15,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_otlp_the_proxys_exported_span_is_the_parent_the_service_sees() {
     let exports: Arc<Mutex<Vec<Bytes>>> = Arc::default();
@@ -68,15 +61,15 @@ async fn with_otlp_the_proxys_exported_span_is_the_parent_the_service_sees() {
     assert!(proxy.terminate().await, "a clean exit on SIGTERM");
     let exported: Vec<u8> = exports.lock().unwrap().concat();
     assert!(
-        contains(&exported, &hex(trace_id)),
+        contains(&exported, &hex::decode(trace_id).unwrap()),
         "the caller's trace was exported"
     );
     assert!(
-        contains(&exported, &hex(&proxy_span)),
+        contains(&exported, &hex::decode(&proxy_span).unwrap()),
         "the span the service was given as parent is the one exported"
     );
     assert!(
-        contains(&exported, &hex("00f067aa0ba902b7")),
+        contains(&exported, &hex::decode("00f067aa0ba902b7").unwrap()),
         "with the caller as its parent"
     );
     assert!(contains(&exported, b"proxy.request"));

@@ -13,9 +13,9 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, global};
 use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::forward::{has, remove};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The request-id header: the caller's when sane, generated otherwise, echoed on every response.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -182,17 +182,13 @@ impl Connections {
         let Some(mut sender) = self.take_idle(replica) else {
             return Box::pin(self.send_on_new(replica, request)).await;
         };
-        match sender.try_send_request(request).await {
-            Err(mut e) if e.message().is_some() => {
-                let request = e.take_message();
-                let e = e.into_error();
+        let result = sender.try_send_request(request).await;
+        match self.settle(replica, sender, result) {
+            Err(SendError::NotSent(request, e)) => {
                 tracing::debug!(error = %e, replica = %replica.addr, "a pooled connection closed; sending on a new one");
-                match request {
-                    Some(request) => Box::pin(self.send_on_new(replica, request)).await,
-                    None => Err(SendError::Failed(e)),
-                }
+                Box::pin(self.send_on_new(replica, *request)).await
             }
-            result => self.settle(replica, sender, result),
+            outcome => outcome,
         }
     }
 
@@ -210,7 +206,7 @@ impl Connections {
         self.settle(replica, sender, result)
     }
 
-    /// What one send on `sender` came to.
+    /// What one send on `sender` came to: the response, or the request back if it never went out.
     fn settle(
         &self,
         replica: &Replica,

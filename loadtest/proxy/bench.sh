@@ -9,8 +9,9 @@
 #  - for each offered rate, each target at that fixed rate with latency correction
 #    (`oha -z SECS -q RATE -c 64 --latency-correction`), then each target unthrottled
 #    (`oha -z MAX_SECS -c 64`) for the maximum throughput;
-#  - all of that ROUNDS times, targets interleaved, so a burst of load from other work on the
-#    machine hits all three alike rather than one; the summary gives every round and the medians.
+#  - all of that ROUNDS times, targets interleaved and their order rotated each round, so a burst
+#    of load from other work on the machine hits all three alike rather than one; the summary gives
+#    every round, the medians, and per round how ours compares with nginx.
 # Raw oha output (JSON) lands in loadtest/out/proxy/, the summary on stdout and in
 # loadtest/out/proxy/summary.md.
 #
@@ -120,13 +121,19 @@ print(f"{sys.argv[2]:>6} @ {sys.argv[3]:>5}: {d['summary']['requestsPerSec']:9.0
 PY
 }
 
+targets=(direct nginx proxy)
 for round in $(seq 1 "$rounds"); do
-  echo "== round $round: fixed rates ${rates} req/s for ${secs}s each, 64 connections"
+  # The order rotates from round to round, so that no target always runs right after another one
+  # (or always last): whatever one run leaves behind (a replica's state, a burst of other work on
+  # the machine) falls on each target in turn.
+  shift_by=$(((round - 1) % 3))
+  order=("${targets[@]:shift_by}" "${targets[@]:0:shift_by}")
+  echo "== round $round: fixed rates ${rates} req/s for ${secs}s each, 64 connections; order ${order[*]}"
   for rate in $rates; do
-    for target in direct nginx proxy; do run "$target" "$rate" "$round"; done
+    for target in "${order[@]}"; do run "$target" "$rate" "$round"; done
   done
   echo "== round $round: unthrottled, ${max_secs}s each, 64 connections"
-  for target in direct nginx proxy; do run "$target" max "$round"; done
+  for target in "${order[@]}"; do run "$target" max "$round"; done
 done
 
 proxy_rss=$(awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status")
@@ -176,4 +183,9 @@ if rounds > 1:
     direct = [rows[("max", "proxy")][i][0] / rows[("max", "direct")][i][0] for i in range(rounds)]
     print(f"\nUnthrottled proxy/nginx by round: {', '.join(f'{x:.2f}' for x in ratios)} "
           f"(median {statistics.median(ratios):.2f}); proxy/direct median {statistics.median(direct):.2f}")
+    print("\np99, proxy/nginx by round (below 1: ours is lower):\n")
+    for rate in rates:
+        p99 = [rows[(rate, "proxy")][i][2] / rows[(rate, "nginx")][i][2] for i in range(rounds)]
+        print(f"- {label(rate)}: {', '.join(f'{x:.2f}' for x in p99)} (median "
+              f"{statistics.median(p99):.2f}; ours lower or equal in {sum(x <= 1 for x in p99)} of {rounds})")
 PY

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -30,6 +30,7 @@ use crate::routes::RoutingTable;
 use crate::static_files::StaticFiles;
 use crate::timer::Timeouts;
 use crate::upstream::Connections;
+use crate::watchdog::Limits;
 
 /// Everything a request needs, shared by all connections.
 pub struct App {
@@ -39,8 +40,8 @@ pub struct App {
     pub(crate) static_files: StaticFiles,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) trust_forwarded: bool,
-    /// `client.header_timeout_ms`.
-    pub(crate) header_timeout: Duration,
+    /// `client.header_timeout_ms` and `client.send_timeout_ms`.
+    pub(crate) limits: Limits,
     pub(crate) internal: RouteMetrics,
     pub(crate) openapi: RouteMetrics,
     pub(crate) static_route: RouteMetrics,

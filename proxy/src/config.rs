@@ -36,11 +36,29 @@ pub struct ClientSettings {
     /// closed. It bounds idle keep-alive connections and callers that send a head slowly
     /// ("slowloris") alike. Checked every 50 ms, so it may run up to 50 ms over.
     pub header_timeout_ms: u64,
+    /// Time allowed between two pieces of a request body while the proxy waits for the next one
+    /// (nginx's `client_body_timeout`): a caller whose upload stalls that long gets 408, and the
+    /// request to the replica is cut off. A slow but moving upload is not affected. Checked every
+    /// 50 ms, so it may run up to 50 ms over.
+    pub body_timeout_ms: u64,
+    /// Time a response may go without moving while it is being sent (nginx's `send_timeout` and
+    /// `proxy_read_timeout` in one): the caller has stopped reading it, or the replica has stopped
+    /// sending more of its body. Past it the connection is closed, and with it the connection to
+    /// the replica. Checked every 50 ms, so it may run up to 50 ms over.
+    pub send_timeout_ms: u64,
 }
 
 impl ClientSettings {
     pub fn header_timeout(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms)
     }
 }
 
@@ -158,6 +176,8 @@ port = 8080
 
 [client]
 header_timeout_ms = 30000
+body_timeout_ms = 60000
+send_timeout_ms = 60000
 
 [pools]
 user = ["127.0.0.1:8081"]
@@ -237,6 +257,8 @@ impl Settings {
         }
         let positive = [
             ("client.header_timeout_ms", self.client.header_timeout_ms),
+            ("client.body_timeout_ms", self.client.body_timeout_ms),
+            ("client.send_timeout_ms", self.client.send_timeout_ms),
             (
                 "upstream.connect_timeout_ms",
                 self.upstream.connect_timeout_ms,

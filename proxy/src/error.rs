@@ -1,6 +1,6 @@
 //! Errors the proxy answers itself, named by where they happened, in the shared JSON shape
-//! (`{"code", "message"}`): 400 the client's request, 502 the upstream failed, 503 no healthy
-//! upstream, 504 the upstream timed out.
+//! (`{"code", "message"}`): 400 the client's request, 408 the client's upload stalled, 502 the
+//! upstream failed, 503 no healthy upstream, 504 the upstream timed out.
 
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
@@ -16,6 +16,9 @@ pub enum ProxyError {
     BadRequest(&'static str),
     #[error("no such resource")]
     NotFound,
+    /// The caller stopped sending its request body for longer than `client.body_timeout_ms`.
+    #[error("the request body stalled: nothing more of it arrived in time")]
+    RequestTimeout,
     /// The method does not apply; the value lists those that do.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
@@ -35,6 +38,7 @@ impl ProxyError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::NoHealthyUpstream => StatusCode::SERVICE_UNAVAILABLE,
@@ -47,6 +51,7 @@ impl ProxyError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::NotFound => "not_found",
+            Self::RequestTimeout => "request_timeout",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::BadGateway => "bad_gateway",
             Self::NoHealthyUpstream => "unavailable",

@@ -17,7 +17,14 @@
 //! A response timeout is not retried: a replica that is slow to answer is usually overloaded, and
 //! the request may have had its effect; the answer is 504 and the replica's failure counts toward
 //! its ejection.
+//!
+//! A caller's body that stops arriving (nothing more of it for `client.body_timeout_ms` while the
+//! proxy waits for it) is not left to hold a connection to the replica: the body ends in an error,
+//! which cuts the request to the replica off half-way (so the service applies none of it), and the
+//! caller gets 408. The clock runs only while the proxy waits for the caller, not while the
+//! replica is slow to take the body.
 
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
@@ -39,7 +46,7 @@ use crate::config::UpstreamSettings;
 use crate::context::REQUEST_ID;
 use crate::error::ProxyError;
 use crate::health::Policy;
-use crate::timer::Timeouts;
+use crate::timer::{Timeout, Timeouts};
 use crate::upstream::{ConnectError, Connections, PooledBody, SendError};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -236,6 +243,8 @@ fn set_forwarded(
 /// Sends requests to pools: selection, attempts, timeouts, passive health accounting.
 pub struct Forwarder {
     settings: UpstreamSettings,
+    /// `client.body_timeout_ms`.
+    body_timeout: Duration,
     policy: Policy,
 }
 
@@ -250,9 +259,12 @@ enum Failure {
 }
 
 impl Forwarder {
-    pub fn new(settings: &UpstreamSettings, policy: Policy) -> Self {
+    /// A forwarder with the upstream settings, and the time a caller's body may stall
+    /// (`client.body_timeout_ms`).
+    pub fn new(settings: &UpstreamSettings, body_timeout: Duration, policy: Policy) -> Self {
         Self {
             settings: settings.clone(),
+            body_timeout,
             policy,
         }
     }
@@ -313,7 +325,7 @@ impl Forwarder {
             else {
                 break;
             };
-            let (body, sent) = pending.attempt();
+            let (body, sent) = pending.attempt(connections.timeouts(), self.body_timeout);
             let request = this_head.into_request(replica, body);
             span.record("upstream", replica.addr.as_str());
             // An upstream's latency counts from when the request came in, or from its retry.
@@ -345,6 +357,10 @@ impl Forwarder {
                     replica.metrics.error("timeout");
                     self.policy.failed(pool, index);
                     return Err(ProxyError::UpstreamTimeout);
+                }
+                Err(Failure::Caller(e)) if stalled(&e) => {
+                    tracing::info!(parent: span, timeout_ms = self.body_timeout.as_millis(), "the caller's body stalled; request cut off");
+                    return Err(ProxyError::RequestTimeout);
                 }
                 Err(Failure::Caller(e)) => {
                     tracing::debug!(parent: span, error = %e, "the caller's body failed");
@@ -389,6 +405,11 @@ async fn deadline(sent: Option<oneshot::Receiver<()>>, timeouts: &Timeouts, time
     timeouts.sleep(timeout).await;
 }
 
+/// Whether a request failed because the caller's body stalled ([`BodyStalled`]).
+fn stalled(e: &hyper::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|cause| cause.is::<BodyStalled>())
+}
+
 impl From<SendError> for Failure {
     fn from(e: SendError) -> Self {
         match e {
@@ -406,8 +427,13 @@ enum Pending {
 }
 
 impl Pending {
-    /// The body for one attempt, and the signal that it was all sent.
-    fn attempt(self) -> (UpstreamBody, Option<oneshot::Receiver<()>>) {
+    /// The body for one attempt, and the signal that it was all sent. A streamed body may stall
+    /// for `body_timeout` at most (on `timeouts`, the worker's).
+    fn attempt(
+        self,
+        timeouts: &Timeouts,
+        body_timeout: Duration,
+    ) -> (UpstreamBody, Option<oneshot::Receiver<()>>) {
         match self {
             Self::Empty => (UpstreamBody(Inner::Empty), None),
             Self::Body(body) => {
@@ -416,6 +442,11 @@ impl Pending {
                     body,
                     polled: false,
                     sent: Some(sent),
+                    stall: Stall {
+                        timeouts: timeouts.clone(),
+                        limit: body_timeout,
+                        waiting: None,
+                    },
                 };
                 (UpstreamBody(Inner::Streaming(tracked)), Some(sent_rx))
             }
@@ -439,7 +470,37 @@ struct Tracked {
     body: Incoming,
     polled: bool,
     sent: Option<oneshot::Sender<()>>,
+    stall: Stall,
 }
+
+/// The clock of a caller's body: it runs while the proxy waits for the next piece (armed at the
+/// first poll that finds nothing, dropped when a piece arrives), so neither a long upload that
+/// keeps moving nor a replica slow to take the body trips it.
+struct Stall {
+    timeouts: Timeouts,
+    limit: Duration,
+    waiting: Option<Timeout>,
+}
+
+impl Stall {
+    /// Whether the caller has now sent nothing for `limit` while the proxy waited; arms the clock
+    /// (and registers the task to be woken when it runs out) on the first wait.
+    fn expired(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let limit = self.limit;
+        let clock = self
+            .waiting
+            .get_or_insert_with(|| self.timeouts.sleep(limit));
+        Pin::new(clock).poll(cx).is_ready()
+    }
+}
+
+/// The error a stalled caller's body ends with; see [`Stall`].
+#[derive(Debug, thiserror::Error)]
+#[error("the request body stalled: nothing more of it arrived for {0:?}")]
+struct BodyStalled(Duration);
+
+/// The error type of the bodies the proxy sends upstream: the caller's body's, or [`BodyStalled`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl UpstreamBody {
     /// No body (GET, HEAD, probes).
@@ -459,18 +520,31 @@ impl UpstreamBody {
 
 impl HttpBody for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let Inner::Streaming(tracked) = &mut self.get_mut().0 else {
             return Poll::Ready(None);
         };
         tracked.polled = true;
         let (frame, progress) = body::poll_streamed(&mut tracked.body, cx);
-        if !matches!(progress, Progress::Open) {
+        let (frame, over) = match frame {
+            Poll::Pending if tracked.stall.expired(cx) => {
+                let stalled = BodyStalled(tracked.stall.limit);
+                (Poll::Ready(Some(Err(stalled.into()))), true)
+            }
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(frame) => {
+                // Something came (or the end): the caller is not stalled.
+                tracked.stall.waiting = None;
+                let over = !matches!(progress, Progress::Open);
+                (Poll::Ready(frame.map(|f| f.map_err(BoxError::from))), over)
+            }
+        };
+        if over {
             if let Some(sent) = tracked.sent.take() {
                 let _ = sent.send(());
             }

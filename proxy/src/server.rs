@@ -188,18 +188,18 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
         });
         let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
         let timeouts = timeouts.clone();
-        let header_timeout = app.header_timeout;
+        let limits = app.limits;
         tokio::spawn(async move {
             // Until its first bytes arrive a connection is idle: the watchdog closes it in time.
             let http2_preface =
-                watchdog::watch(speaks_http2(&stream), &activity, &timeouts, header_timeout);
+                watchdog::watch(speaks_http2(&stream), &activity, &timeouts, limits);
             let outcome = match http2_preface.await {
                 None => None,
                 Some(Err(e)) => Some(Err(e.into())),
                 Some(Ok(false)) => {
                     let served =
                         watcher.watch(http1.serve_connection(TokioIo::new(stream), service));
-                    watchdog::watch(served, &activity, &timeouts, header_timeout)
+                    watchdog::watch(served, &activity, &timeouts, limits)
                         .await
                         .map(|r| r.map_err(Into::into))
                 }
@@ -208,7 +208,7 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
                     Box::pin(async {
                         let served =
                             watcher.watch(http2.serve_connection(TokioIo::new(stream), service));
-                        watchdog::watch(served, &activity, &timeouts, header_timeout)
+                        watchdog::watch(served, &activity, &timeouts, limits)
                             .await
                             .map(|r| r.map_err(Into::into))
                     })

@@ -21,6 +21,7 @@ use crate::routes::RoutingTable;
 use crate::static_files::StaticFiles;
 use crate::timer::Timeouts;
 use crate::upstream::Connections;
+use crate::watchdog::Limits;
 
 /// A bound, not yet serving proxy.
 pub struct Application {
@@ -45,14 +46,17 @@ impl Application {
             RoutingTable::new(&settings.routes, &pools, &metrics).map_err(anyhow::Error::msg)?;
         let static_files = load_static(&settings.static_files).await?;
         let policy = Policy::from_settings(&settings.health);
-        let forwarder = Forwarder::new(&settings.upstream, policy);
+        let forwarder = Forwarder::new(&settings.upstream, settings.client.body_timeout(), policy);
         let app = Arc::new(App {
             routes,
             pools,
             forwarder,
             static_files,
             trust_forwarded: settings.forwarding.trust_forwarded_headers,
-            header_timeout: settings.client.header_timeout(),
+            limits: Limits {
+                header: settings.client.header_timeout(),
+                send: settings.client.send_timeout(),
+            },
             internal: metrics.route("internal"),
             openapi: metrics.route("openapi"),
             static_route: metrics.route("static"),

@@ -2,6 +2,13 @@
 //! had no request in progress for that long is closed. That bounds idle keep-alive connections and
 //! callers that trickle a request head in ("slowloris") alike: either way no request has begun.
 //!
+//! And the send timeout (`client.send_timeout_ms`): a connection whose response has not moved for
+//! that long while being sent — the caller stopped reading it (a paused player, a vanished
+//! client), or the replica stopped sending more of its body — is closed too, which hands the
+//! upstream connection back (closed) instead of holding it for good. A response moves when the
+//! proxy takes a frame of its body to write. (While a request waits for its response head the
+//! upstream response timeout applies instead, and while its body is read, `client.body_timeout_ms`.)
+//!
 //! hyper has this built in (`header_read_timeout`), but arms a boxed timer for every request and
 //! makes an extra read attempt after each one: 3 % of the proxy's instructions per request
 //! (`loadtest/results/proxy.md`). Here each connection has one [`Activity`]: a request marks it
@@ -28,6 +35,19 @@ pub struct Activity {
     busy: AtomicUsize,
     /// Nanoseconds from `epoch` to when the last request ended (or the connection opened).
     idle_since: AtomicU64,
+    /// Responses being sent: their heads are ready, their bodies not yet done.
+    sending: AtomicUsize,
+    /// Nanoseconds from `epoch` to when a response being sent last moved.
+    moved_at: AtomicU64,
+}
+
+/// The timeouts the watchdog enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `client.header_timeout_ms`: how long a connection may have no request in progress.
+    pub header: Duration,
+    /// `client.send_timeout_ms`: how long a response being sent may not move.
+    pub send: Duration,
 }
 
 impl Activity {
@@ -37,6 +57,8 @@ impl Activity {
             epoch: Instant::now(),
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
+            sending: AtomicUsize::new(0),
+            moved_at: AtomicU64::new(0),
         })
     }
 
@@ -44,13 +66,23 @@ impl Activity {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// When the connection has been idle for `timeout`, if it is idle now.
-    fn idle_deadline(&self, timeout: Duration) -> Option<Instant> {
-        if self.busy.load(Ordering::Relaxed) > 0 {
-            return None;
+    /// When the connection is to be closed unless something happens first: once it has been idle
+    /// for the head timeout, or its response has not moved for the send timeout. `None` while a
+    /// request is in progress with no response being sent (other timeouts cover that).
+    fn deadline(&self, limits: Limits) -> Option<Instant> {
+        if self.busy.load(Ordering::Relaxed) == 0 {
+            let idle_since = Duration::from_nanos(self.idle_since.load(Ordering::Relaxed));
+            return Some(self.epoch + idle_since + limits.header);
         }
-        let idle_since = Duration::from_nanos(self.idle_since.load(Ordering::Relaxed));
-        Some(self.epoch + idle_since + timeout)
+        if self.sending.load(Ordering::Relaxed) > 0 {
+            let moved_at = Duration::from_nanos(self.moved_at.load(Ordering::Relaxed));
+            return Some(self.epoch + moved_at + limits.send);
+        }
+        None
+    }
+
+    fn moved(&self) {
+        self.moved_at.store(self.since_epoch(), Ordering::Relaxed);
     }
 }
 
@@ -75,42 +107,55 @@ impl Drop for Busy {
     }
 }
 
-/// Drives `served` (a connection) until it ends, or until it has been idle for `timeout`, in
-/// which case it is dropped, which closes it. Returns its output if it ended by itself.
+/// Drives `served` (a connection) until it ends, or until it has been idle for the head timeout
+/// or its response has not moved for the send timeout, in which case it is dropped, which closes
+/// it. Returns its output if it ended by itself.
 pub async fn watch<F: Future>(
     served: F,
     activity: &Activity,
     timeouts: &Timeouts,
-    timeout: Duration,
+    limits: Limits,
 ) -> Option<F::Output> {
     let mut served = std::pin::pin!(served);
-    let mut deadline = Instant::now() + timeout;
+    // Whatever happens after a look (a request begins or ends, a response starts), the deadline
+    // it brings is at least this far off: looking again no later than that is never late.
+    let shortest = limits.header.min(limits.send);
+    let mut deadline = Instant::now() + shortest;
     loop {
         tokio::select! {
             biased;
             output = &mut served => return Some(output),
             () = timeouts.sleep_until(deadline) => {
                 let now = Instant::now();
-                deadline = match activity.idle_deadline(timeout) {
-                    Some(idle_until) if idle_until <= now => return None,
-                    Some(idle_until) => idle_until,
-                    // Busy: look again a whole timeout later (it cannot expire sooner).
-                    None => now + timeout,
+                deadline = match activity.deadline(limits) {
+                    Some(until) if until <= now => return None,
+                    Some(until) => until.min(now + shortest),
+                    None => now + shortest,
                 };
             }
         }
     }
 }
 
-/// A response body that keeps its request's connection busy until it is dropped.
+/// A response body that keeps its request's connection busy until it is dropped, and counts as
+/// being sent meanwhile; each frame taken from it is the response moving.
 pub struct Tracked {
     body: Body,
-    _busy: Busy,
+    busy: Busy,
 }
 
 impl Tracked {
     pub fn new(body: Body, busy: Busy) -> Self {
-        Self { body, _busy: busy }
+        let activity = &busy.0;
+        activity.sending.fetch_add(1, Ordering::Relaxed);
+        activity.moved();
+        Self { body, busy }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.busy.0.sending.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -122,7 +167,12 @@ impl HttpBody for Tracked {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = frame {
+            this.busy.0.moved();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -138,26 +188,46 @@ impl HttpBody for Tracked {
 mod tests {
     use super::*;
 
+    const LIMITS: Limits = Limits {
+        header: Duration::from_secs(30),
+        send: Duration::from_secs(60),
+    };
+
     #[test]
     fn a_connection_is_idle_from_its_last_requests_end() {
         let activity = Activity::new();
-        let timeout = Duration::from_secs(30);
-        let opened = activity.idle_deadline(timeout).unwrap();
+        let opened = activity.deadline(LIMITS).unwrap();
         let first = Busy::begin(&activity);
         let second = Busy::begin(&activity);
-        assert_eq!(activity.idle_deadline(timeout), None);
+        assert_eq!(activity.deadline(LIMITS), None);
         drop(first);
-        assert_eq!(
-            activity.idle_deadline(timeout),
-            None,
-            "one still in progress"
-        );
+        assert_eq!(activity.deadline(LIMITS), None, "one still in progress");
         std::thread::sleep(Duration::from_millis(5));
         drop(second);
-        let idle = activity.idle_deadline(timeout).unwrap();
+        let idle = activity.deadline(LIMITS).unwrap();
         assert!(
             idle >= opened + Duration::from_millis(5),
             "{idle:?} {opened:?}"
+        );
+    }
+
+    #[test]
+    fn a_response_being_sent_has_until_the_send_timeout_from_when_it_last_moved() {
+        let activity = Activity::new();
+        let started = Instant::now();
+        let response = Tracked::new(crate::body::empty(), Busy::begin(&activity));
+        let by = activity.deadline(LIMITS).unwrap();
+        assert!(by >= started + LIMITS.send, "{by:?}");
+        std::thread::sleep(Duration::from_millis(5));
+        activity.moved();
+        let later = activity.deadline(LIMITS).unwrap();
+        assert!(later >= by + Duration::from_millis(5), "{later:?} {by:?}");
+        drop(response);
+        let idle = activity.deadline(LIMITS).unwrap();
+        assert!(idle >= started + LIMITS.header, "idle again once sent");
+        assert!(
+            idle < started + LIMITS.send,
+            "the head timeout applies again"
         );
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::header::HeaderValue;
 use hyper::{Method, Response};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::helpers::{Backend, BoxError, Hangup, TestProxy, echo, empty, full, raw, with_pool};
 
@@ -239,6 +240,88 @@ async fn the_response_timeout_counts_from_the_end_of_a_slow_upload() {
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["body"], "part0;part1;part2;part3;part4;");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_stalls_gets_408_and_is_cut_off_at_the_replica_but_a_slow_one_goes_through()
+{
+    // The replica reports, for each body it read, whether it arrived whole.
+    let (whole_tx, mut whole) = tokio::sync::mpsc::unbounded_channel();
+    let player = Backend::start("player", move |req| {
+        let whole_tx = whole_tx.clone();
+        async move {
+            let complete = http_body_util::BodyExt::collect(req.into_body())
+                .await
+                .is_ok();
+            let _ = whole_tx.send(complete);
+            Response::new(full("{}"))
+        }
+    })
+    .await;
+    let proxy = TestProxy::with(|s| {
+        with_pool(s, "player", &[player.addr]);
+        s.client.body_timeout_ms = 300;
+    })
+    .await;
+
+    // Slow but moving: a piece every 150 ms, 1.2 s in all, four times the timeout.
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
+    tokio::spawn(async move {
+        for i in 0..8 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            tx.send_data(Bytes::from(format!("part{i};")))
+                .await
+                .unwrap();
+        }
+    });
+    let reply = proxy
+        .send(
+            Method::POST,
+            "/songs/1/audio",
+            &[],
+            http_body_util::BodyExt::boxed(body),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(whole.recv().await, Some(true));
+
+    // Stalled: 20 of 1,000 bytes, then nothing while the caller keeps the connection open.
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"POST /songs/1/audio HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for piece in [b"0123456789", b"abcdefghij"] {
+        stream.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let answered_after = started.elapsed();
+    response.extend_from_slice(&buf[..n]);
+    // The rest, if any, until the proxy closes the connection (it cannot be reused: the rest of
+    // the body never came).
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut response)).await;
+    let (status, _, body) = parse_raw(&String::from_utf8_lossy(&response));
+    assert_eq!(status, "HTTP/1.1 408 Request Timeout", "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["code"], "request_timeout");
+    assert!(
+        answered_after >= Duration::from_millis(400) && answered_after < Duration::from_secs(3),
+        "answered after {answered_after:?}"
+    );
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(2), whole.recv())
+            .await
+            .unwrap(),
+        Some(false),
+        "the replica saw the request cut off half-way"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

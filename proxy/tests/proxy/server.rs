@@ -2,11 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use hyper::Method;
+use bytes::Bytes;
+use hyper::{Method, Response};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::helpers::{Backend, TestProxy, echo, empty, raw, with_pool};
+use crate::helpers::{Backend, BoxError, TestProxy, echo, empty, raw, with_pool};
 
 const JSON: (&str, &str) = ("accept", "application/json");
 
@@ -180,6 +181,55 @@ async fn a_caller_slow_to_send_a_head_or_idle_too_long_is_disconnected() {
         "closed after {closed_after:?}"
     );
     assert_eq!(player.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_the_caller_stops_reading_is_cut_off_after_the_send_timeout() {
+    // An endless body; the replica reports when the proxy stops taking it (the connection to the
+    // replica closed, the body dropped).
+    let (released_tx, mut released) = tokio::sync::mpsc::unbounded_channel();
+    let player = Backend::start("player", move |_req| {
+        let released_tx = released_tx.clone();
+        async move {
+            let (mut tx, body) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
+            tokio::spawn(async move {
+                let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+                while tx.send_data(chunk.clone()).await.is_ok() {}
+                let _ = released_tx.send(());
+            });
+            Response::new(http_body_util::BodyExt::boxed(body))
+        }
+    })
+    .await;
+    let proxy = TestProxy::with(|s| {
+        with_pool(s, "player", &[player.addr]);
+        s.client.send_timeout_ms = 300;
+    })
+    .await;
+
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /songs/1/stream HTTP/1.1\r\nHost: x\r\nAccept: audio/mpeg\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 1024];
+    let n = stream.read(&mut head).await.unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &head[..n]);
+    // The caller stops reading here: once the socket buffers are full the response stops moving.
+    let stopped = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), released.recv())
+        .await
+        .expect("the replica's body released within 5 s")
+        .unwrap();
+    let after = stopped.elapsed();
+    assert!(
+        after >= Duration::from_millis(300) && after < Duration::from_secs(3),
+        "released after {after:?}"
+    );
+    // The caller's connection is closed: what was buffered can still be read, then it ends.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the caller's connection was closed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

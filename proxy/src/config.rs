@@ -44,7 +44,8 @@ pub struct ClientSettings {
     /// Time a response may go without moving while it is being sent (nginx's `send_timeout` and
     /// `proxy_read_timeout` in one): the caller has stopped reading it, or the replica has stopped
     /// sending more of its body. Past it the connection is closed, and with it the connection to
-    /// the replica. Checked every 50 ms, so it may run up to 50 ms over.
+    /// the replica. The connection is closed between one and one and a half of this after the
+    /// response last moved (see `watchdog.rs`).
     pub send_timeout_ms: u64,
 }
 

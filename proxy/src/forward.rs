@@ -448,7 +448,10 @@ impl Pending {
                         waiting: None,
                     },
                 };
-                (UpstreamBody(Inner::Streaming(tracked)), Some(sent_rx))
+                (
+                    UpstreamBody(Inner::Streaming(Box::new(tracked))),
+                    Some(sent_rx),
+                )
             }
         }
     }
@@ -463,7 +466,9 @@ pub struct UpstreamBody(Inner);
 
 enum Inner {
     Empty,
-    Streaming(Tracked),
+    /// Boxed: every request is moved in memory several times on its way out (by hyper too), and
+    /// most have no body; an inline stream state would make all of them larger.
+    Streaming(Box<Tracked>),
 }
 
 struct Tracked {

@@ -5,9 +5,12 @@
 //! And the send timeout (`client.send_timeout_ms`): a connection whose response has not moved for
 //! that long while being sent — the caller stopped reading it (a paused player, a vanished
 //! client), or the replica stopped sending more of its body — is closed too, which hands the
-//! upstream connection back (closed) instead of holding it for good. A response moves when the
-//! proxy takes a frame of its body to write. (While a request waits for its response head the
-//! upstream response timeout applies instead, and while its body is read, `client.body_timeout_ms`.)
+//! upstream connection back (closed) instead of holding it for good. A response moves when it
+//! starts and whenever the proxy takes a frame of its body to write; that only bumps a counter,
+//! which the watchdog compares from one look to the next (no clock read per frame), so a stalled
+//! response is cut between one and one and a half send timeouts after it last moved. (While a
+//! request waits for its response head the upstream response timeout applies instead, and while
+//! its body is read, `client.body_timeout_ms`.)
 //!
 //! hyper has this built in (`header_read_timeout`), but arms a boxed timer for every request and
 //! makes an extra read attempt after each one: 3 % of the proxy's instructions per request
@@ -37,8 +40,8 @@ pub struct Activity {
     idle_since: AtomicU64,
     /// Responses being sent: their heads are ready, their bodies not yet done.
     sending: AtomicUsize,
-    /// Nanoseconds from `epoch` to when a response being sent last moved.
-    moved_at: AtomicU64,
+    /// How many times a response has moved (started, or had a frame taken); see the module comment.
+    moves: AtomicU64,
 }
 
 /// The timeouts the watchdog enforces.
@@ -58,7 +61,7 @@ impl Activity {
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             sending: AtomicUsize::new(0),
-            moved_at: AtomicU64::new(0),
+            moves: AtomicU64::new(0),
         })
     }
 
@@ -67,22 +70,26 @@ impl Activity {
     }
 
     /// When the connection is to be closed unless something happens first: once it has been idle
-    /// for the head timeout, or its response has not moved for the send timeout. `None` while a
-    /// request is in progress with no response being sent (other timeouts cover that).
-    fn deadline(&self, limits: Limits) -> Option<Instant> {
+    /// for the head timeout, or, if its response was last seen moving at `still_since`, a send
+    /// timeout after that. `None` while a request is in progress with no response being sent
+    /// (other timeouts cover that).
+    fn deadline(&self, limits: Limits, still_since: Instant) -> Option<Instant> {
         if self.busy.load(Ordering::Relaxed) == 0 {
             let idle_since = Duration::from_nanos(self.idle_since.load(Ordering::Relaxed));
             return Some(self.epoch + idle_since + limits.header);
         }
         if self.sending.load(Ordering::Relaxed) > 0 {
-            let moved_at = Duration::from_nanos(self.moved_at.load(Ordering::Relaxed));
-            return Some(self.epoch + moved_at + limits.send);
+            return Some(still_since + limits.send);
         }
         None
     }
 
     fn moved(&self) {
-        self.moved_at.store(self.since_epoch(), Ordering::Relaxed);
+        self.moves.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn moves(&self) -> u64 {
+        self.moves.load(Ordering::Relaxed)
     }
 }
 
@@ -118,19 +125,26 @@ pub async fn watch<F: Future>(
 ) -> Option<F::Output> {
     let mut served = std::pin::pin!(served);
     // Whatever happens after a look (a request begins or ends, a response starts), the deadline
-    // it brings is at least this far off: looking again no later than that is never late.
+    // it brings is at least `shortest` off, so looking again within that is never late; looking
+    // twice as often bounds how late a stalled response is cut (see the module comment).
     let shortest = limits.header.min(limits.send);
-    let mut deadline = Instant::now() + shortest;
+    let mut deadline = Instant::now() + shortest / 2;
+    // A response moving between two looks counts as moving at the later one.
+    let (mut seen, mut still_since) = (activity.moves(), Instant::now());
     loop {
         tokio::select! {
             biased;
             output = &mut served => return Some(output),
             () = timeouts.sleep_until(deadline) => {
                 let now = Instant::now();
-                deadline = match activity.deadline(limits) {
+                let moves = activity.moves();
+                if moves != seen {
+                    (seen, still_since) = (moves, now);
+                }
+                deadline = match activity.deadline(limits, still_since) {
                     Some(until) if until <= now => return None,
-                    Some(until) => until.min(now + shortest),
-                    None => now + shortest,
+                    Some(until) => until.min(now + shortest / 2),
+                    None => now + shortest / 2,
                 };
             }
         }
@@ -196,15 +210,20 @@ mod tests {
     #[test]
     fn a_connection_is_idle_from_its_last_requests_end() {
         let activity = Activity::new();
-        let opened = activity.deadline(LIMITS).unwrap();
+        let now = Instant::now();
+        let opened = activity.deadline(LIMITS, now).unwrap();
         let first = Busy::begin(&activity);
         let second = Busy::begin(&activity);
-        assert_eq!(activity.deadline(LIMITS), None);
+        assert_eq!(activity.deadline(LIMITS, now), None);
         drop(first);
-        assert_eq!(activity.deadline(LIMITS), None, "one still in progress");
+        assert_eq!(
+            activity.deadline(LIMITS, now),
+            None,
+            "one still in progress"
+        );
         std::thread::sleep(Duration::from_millis(5));
         drop(second);
-        let idle = activity.deadline(LIMITS).unwrap();
+        let idle = activity.deadline(LIMITS, now).unwrap();
         assert!(
             idle >= opened + Duration::from_millis(5),
             "{idle:?} {opened:?}"
@@ -212,18 +231,18 @@ mod tests {
     }
 
     #[test]
-    fn a_response_being_sent_has_until_the_send_timeout_from_when_it_last_moved() {
+    fn a_response_being_sent_has_a_send_timeout_from_when_it_was_last_seen_moving() {
         let activity = Activity::new();
         let started = Instant::now();
+        let before = activity.moves();
         let response = Tracked::new(crate::body::empty(), Busy::begin(&activity));
-        let by = activity.deadline(LIMITS).unwrap();
-        assert!(by >= started + LIMITS.send, "{by:?}");
-        std::thread::sleep(Duration::from_millis(5));
-        activity.moved();
-        let later = activity.deadline(LIMITS).unwrap();
-        assert!(later >= by + Duration::from_millis(5), "{later:?} {by:?}");
+        assert_ne!(activity.moves(), before, "starting counts as moving");
+        assert_eq!(
+            activity.deadline(LIMITS, started),
+            Some(started + LIMITS.send)
+        );
         drop(response);
-        let idle = activity.deadline(LIMITS).unwrap();
+        let idle = activity.deadline(LIMITS, started).unwrap();
         assert!(idle >= started + LIMITS.header, "idle again once sent");
         assert!(
             idle < started + LIMITS.send,

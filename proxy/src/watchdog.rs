@@ -17,7 +17,8 @@
 //! (`loadtest/results/proxy.md`). Here each connection has one [`Activity`]: a request marks it
 //! busy until its response body has been written or dropped ([`Busy`]), which notes when the
 //! connection went idle; and one coarse [`Timeout`](crate::timer::Timeout) per connection, re-armed
-//! only when it fires, checks it. A request costs two counter updates and a clock read.
+//! only when it fires, checks it. A request costs a clock read and a handful of
+//! counter updates.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -8,7 +8,9 @@ use hyper::header::HeaderValue;
 use hyper::{Method, Response};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::helpers::{Backend, BoxError, Hangup, TestProxy, echo, empty, full, raw, with_pool};
+use crate::helpers::{
+    Backend, BoxError, Hangup, TestBody, TestProxy, echo, empty, full, raw, with_pool,
+};
 
 const JSON: (&str, &str) = ("accept", "application/json");
 
@@ -212,6 +214,20 @@ async fn a_slow_upstream_gives_504_after_the_response_timeout() {
     assert_eq!(slow.hits(), 1, "a timed-out request is not retried");
 }
 
+/// A request body that arrives slowly: `pieces` pieces `part0;`, `part1;`, … one every 150 ms.
+fn trickle(pieces: usize) -> TestBody {
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
+    tokio::spawn(async move {
+        for i in 0..pieces {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            tx.send_data(Bytes::from(format!("part{i};")))
+                .await
+                .unwrap();
+        }
+    });
+    http_body_util::BodyExt::boxed(body)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_response_timeout_counts_from_the_end_of_a_slow_upload() {
     let player = Backend::echo("player").await;
@@ -221,22 +237,8 @@ async fn the_response_timeout_counts_from_the_end_of_a_slow_upload() {
     })
     .await;
 
-    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
-    tokio::spawn(async move {
-        for i in 0..5 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            tx.send_data(Bytes::from(format!("part{i};")))
-                .await
-                .unwrap();
-        }
-    });
     let reply = proxy
-        .send(
-            Method::POST,
-            "/songs/1/audio",
-            &[],
-            http_body_util::BodyExt::boxed(body),
-        )
+        .send(Method::POST, "/songs/1/audio", &[], trickle(5))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["body"], "part0;part1;part2;part3;part4;");
@@ -265,22 +267,8 @@ async fn an_upload_that_stalls_gets_408_and_is_cut_off_at_the_replica_but_a_slow
     .await;
 
     // Slow but moving: a piece every 150 ms, 1.2 s in all, four times the timeout.
-    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
-    tokio::spawn(async move {
-        for i in 0..8 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            tx.send_data(Bytes::from(format!("part{i};")))
-                .await
-                .unwrap();
-        }
-    });
     let reply = proxy
-        .send(
-            Method::POST,
-            "/songs/1/audio",
-            &[],
-            http_body_util::BodyExt::boxed(body),
-        )
+        .send(Method::POST, "/songs/1/audio", &[], trickle(8))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(whole.recv().await, Some(true));

@@ -121,7 +121,11 @@ impl App {
             e.response()
         });
         let status = response.status().as_u16();
-        response.headers_mut().insert(&REQUEST_ID, request_id);
+        // The services echo the id they were sent; only a response without it (or with another
+        // one) needs the header set.
+        if !echoes(response.headers(), &request_id) {
+            response.headers_mut().insert(&REQUEST_ID, request_id);
+        }
         route.observe(status, started.elapsed().as_secs_f64());
         span.record("http.response.status_code", status);
         response
@@ -264,6 +268,12 @@ fn is_navigation(request: &Request<Incoming>) -> bool {
         })
 }
 
+/// Whether `headers` carry `request_id` as their one `X-Request-Id`, by a pass over the entries.
+fn echoes(headers: &http::HeaderMap, request_id: &HeaderValue) -> bool {
+    let mut ids = headers.iter().filter(|(name, _)| **name == REQUEST_ID);
+    matches!((ids.next(), ids.next()), (Some((_, id)), None) if id == request_id)
+}
+
 /// Whether the path's last segment looks like a file name (has a dot).
 fn file_like(path: &str) -> bool {
     let last = path.rfind('/').map_or(path, |slash| &path[slash + 1..]);
@@ -283,5 +293,23 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight(-1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_echoes_the_request_id_only_as_its_one_and_same_x_request_id() {
+        let id = HeaderValue::from_static("abc");
+        let mut headers = http::HeaderMap::new();
+        assert!(!echoes(&headers, &id), "none");
+        headers.insert(&REQUEST_ID, HeaderValue::from_static("other"));
+        assert!(!echoes(&headers, &id), "another one");
+        headers.insert(&REQUEST_ID, id.clone());
+        assert!(echoes(&headers, &id));
+        headers.append(&REQUEST_ID, HeaderValue::from_static("abc"));
+        assert!(!echoes(&headers, &id), "two of them");
     }
 }

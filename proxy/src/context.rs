@@ -38,10 +38,15 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 /// Ids, request and trace ones, need to be unique, not secret: a fast thread-local generator
 /// (wyrand, seeded per thread from the OS) rather than the cryptographic `rand::random`, whose
 /// block refills showed in every request's profile. OpenTelemetry's SDK makes its ids the same way.
+///
+/// The value is sent upstream and echoed to the caller, so it is cloned: its bytes live in one
+/// shared allocation from the start (`Bytes::from_owner`), rather than a copy that the first clone
+/// moves into a second one.
 fn new_request_id() -> HeaderValue {
     let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+    id.hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 

@@ -151,10 +151,16 @@ impl UpstreamHead {
         headers.reserve(6);
         // The server side already answered `100-continue`; the client does not wait for it.
         remove(&mut headers, &EXPECT);
-        let host = headers.remove(HOST).or_else(|| {
-            uri.authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+        // The caller's `Host` stays in the map for now: `into_request` overwrites its value with
+        // the replica's, in place (cheaper than a removal and an insertion).
+        let host = headers
+            .iter()
+            .find(|(name, _)| *name == HOST)
+            .map(|(_, value)| value.clone())
+            .or_else(|| {
+                uri.authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            });
         set_forwarded(&mut headers, &peer.ip, host, trust_forwarded);
         headers.insert(&REQUEST_ID, request_id.clone());
         crate::context::inject(trace, &mut headers);
@@ -176,7 +182,13 @@ impl UpstreamHead {
         *request.uri_mut() = Uri::from(self.path_and_query);
         *request.version_mut() = Version::HTTP_11;
         let mut headers = self.headers;
-        headers.insert(HOST, replica.host.clone());
+        // A request holds one `Host` at most (`app::well_formed`); HTTP/2 and HTTP/1.0 may have none.
+        match headers.iter_mut().find(|(name, _)| *name == HOST) {
+            Some((_, value)) => *value = replica.host.clone(),
+            None => {
+                headers.insert(HOST, replica.host.clone());
+            }
+        }
         *request.headers_mut() = headers;
         request
     }

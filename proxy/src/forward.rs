@@ -263,6 +263,8 @@ pub struct Forwarder {
 enum Failure {
     /// No connection could be opened: nothing was sent. The request is handed back.
     Connect(ConnectError, Box<Request<UpstreamBody>>),
+    /// The caller's body stopped arriving for `client.body_timeout_ms` ([`BodyStalled`]).
+    Stalled,
     /// Reading the caller's body failed (the caller went away): not the replica's fault.
     Caller(hyper::Error),
     /// Anything else on the way to a response head.
@@ -370,7 +372,7 @@ impl Forwarder {
                     self.policy.failed(pool, index);
                     return Err(ProxyError::UpstreamTimeout);
                 }
-                Err(Failure::Caller(e)) if stalled(&e) => {
+                Err(Failure::Stalled) => {
                     tracing::info!(parent: span, timeout_ms = self.body_timeout.as_millis(), "the caller's body stalled; request cut off");
                     return Err(ProxyError::RequestTimeout);
                 }
@@ -417,15 +419,16 @@ async fn deadline(sent: Option<oneshot::Receiver<()>>, timeouts: &Timeouts, time
     timeouts.sleep(timeout).await;
 }
 
-/// Whether a request failed because the caller's body stalled ([`BodyStalled`]).
-fn stalled(e: &hyper::Error) -> bool {
-    std::error::Error::source(e).is_some_and(|cause| cause.is::<BodyStalled>())
-}
-
 impl From<SendError> for Failure {
     fn from(e: SendError) -> Self {
         match e {
             SendError::Connect(e, request) => Self::Connect(e, request),
+            // The body's own error, wrapped by hyper.
+            SendError::NotSent(_, e) | SendError::Failed(e)
+                if std::error::Error::source(&e).is_some_and(|c| c.is::<BodyStalled>()) =>
+            {
+                Self::Stalled
+            }
             SendError::NotSent(_, e) | SendError::Failed(e) if e.is_user() => Self::Caller(e),
             SendError::NotSent(_, e) | SendError::Failed(e) => Self::Upstream(e),
         }

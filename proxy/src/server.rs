@@ -35,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
-use crate::forward::Peer;
+use crate::forward::{BoxError, Peer};
 use crate::metrics;
 use crate::timer::Timeouts;
 use crate::upstream::Connections;
@@ -216,7 +216,7 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
                 }
             };
             match outcome {
-                Some(Err::<(), Box<dyn std::error::Error + Send + Sync>>(e)) => {
+                Some(Err::<(), BoxError>(e)) => {
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
                 }
                 Some(Ok(())) => {}

@@ -4,9 +4,12 @@
 //! A request checks out an idle connection to its replica (the most recently used first, so a few
 //! connections stay hot and the rest age out) or opens a new one, sends on it, and the connection
 //! goes back to the idle list the moment the response body has been read to its end — by the
-//! response body itself ([`PooledBody`]), with no task spawned for it. A response without a
-//! body gives the connection back at once. A connection whose response body is dropped half-read
-//! is closed by hyper and never comes back.
+//! response body itself ([`PooledBody`]). A response without a body gives the connection back at
+//! once. A connection whose response body is dropped half-read is closed and never comes back;
+//! so is one whose replica answered before it had read the whole request body (the rest of the
+//! upload is not sent).
+//!
+//! A connection has no task of its own: the request using it drives it (see [`Upstream`]).
 //!
 //! Idle connections older than `upstream.idle_timeout_secs` are not used again, and each worker
 //! closes them within [`crate::metrics::FLUSH_INTERVAL`] ([`Connections::sweep`]): the replicas
@@ -17,6 +20,7 @@
 //! The sets of idle connections belong to one thread, so the lock guarding them is never
 //! contended; it is there because hyper's server asks for `Send` futures.
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -25,7 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1;
+use hyper::client::conn::{TrySendError, http1};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -81,8 +85,75 @@ struct Shared {
 }
 
 struct Idle {
-    sender: http1::SendRequest<UpstreamBody>,
+    conn: Box<Upstream>,
     since: Instant,
+}
+
+/// One keep-alive connection to a replica: hyper's handle to send on it, and the connection
+/// itself, driven by whoever is using it rather than by a task of its own.
+///
+/// The request that borrows a connection polls it while it waits for the response head
+/// ([`Upstream::exchange`]), and the response body polls it while it is read ([`PooledBody`]); so a
+/// response wakes the caller's task directly, instead of waking a connection task that hands the
+/// response over to the caller's task through a channel. An idle connection is not polled at all:
+/// it catches up (notices that the replica closed it, or becomes ready for the next request) when
+/// it is next taken ([`Upstream::ready`]).
+///
+/// Boxed wherever it is kept: hyper's connection state is a few hundred bytes, and the request's
+/// future and the response are moved in memory several times.
+struct Upstream {
+    sender: http1::SendRequest<UpstreamBody>,
+    /// `None` once the connection has ended (it must not be polled again).
+    driver: Option<http1::Connection<TokioIo<TcpStream>, UpstreamBody>>,
+    replica: usize,
+}
+
+impl Upstream {
+    /// Polls the connection: it writes what is queued, reads what arrived. Returns whether it is
+    /// still open.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(driver) = &mut self.driver else {
+            return false;
+        };
+        match Pin::new(driver).poll(cx) {
+            Poll::Pending => true,
+            Poll::Ready(ended) => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                }
+                // Dropping it settles every request still queued on it (handed back unsent).
+                self.driver = None;
+                false
+            }
+        }
+    }
+
+    /// Whether the connection can take a request now, after catching up if it has to.
+    fn ready(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.driver.is_none() {
+            return false;
+        }
+        if self.sender.is_ready() {
+            return true;
+        }
+        self.drive(cx) && self.sender.is_ready()
+    }
+
+    /// Sends `request` and drives the connection until the response head arrives. If the
+    /// connection turns out closed before the request was written, the request comes back.
+    async fn exchange(
+        &mut self,
+        request: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>> {
+        let mut response = std::pin::pin!(self.sender.try_send_request(request));
+        std::future::poll_fn(|cx| {
+            // The connection first: it writes the request, and reads the response head that
+            // resolves `response`.
+            self.drive(cx);
+            response.as_mut().poll(cx)
+        })
+        .await
+    }
 }
 
 impl Connections {
@@ -107,45 +178,40 @@ impl Connections {
         self.0.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An idle connection to `replica` ready for a request, if there is one.
-    fn take_idle(&self, replica: &Replica) -> Option<http1::SendRequest<UpstreamBody>> {
+    /// An idle connection to `replica` ready for a request, if there is one. Those found closed
+    /// on the way are dropped.
+    fn take_idle(&self, replica: &Replica, cx: &mut Context<'_>) -> Option<Box<Upstream>> {
         let mut all = self.lock();
         let list = all.get_mut(replica.id)?;
         let now = Instant::now();
-        let mut busy = Vec::new();
-        let mut found = None;
-        while let Some(idle) = list.pop() {
+        while let Some(mut idle) = list.pop() {
             if now.duration_since(idle.since) >= self.0.idle_timeout {
                 // The rest are older still.
                 list.clear();
-                break;
+                return None;
             }
-            if idle.sender.is_ready() {
-                found = Some(idle.sender);
-                break;
-            }
-            if !idle.sender.is_closed() {
-                // Its connection has not yet caught up with the end of its last response (rare):
-                // it stays for a later request.
-                busy.push(idle);
+            if idle.conn.ready(cx) {
+                return Some(idle.conn);
             }
         }
-        list.extend(busy.into_iter().rev());
-        found
+        None
     }
 
-    fn give_back(&self, replica: usize, sender: http1::SendRequest<UpstreamBody>) {
-        if sender.is_closed() {
+    /// Puts `conn` on the idle list once its exchange is over, if it is ready for another one. A
+    /// connection still busy (say, still sending a request body the replica answered before
+    /// reading) or closed is dropped, which closes it.
+    fn give_back(&self, mut conn: Box<Upstream>, cx: &mut Context<'_>) {
+        if !conn.ready(cx) {
             return;
         }
         let mut all = self.lock();
-        if all.len() <= replica {
-            all.resize_with(replica + 1, Vec::new);
+        if all.len() <= conn.replica {
+            all.resize_with(conn.replica + 1, Vec::new);
         }
-        let list = &mut all[replica];
+        let list = &mut all[conn.replica];
         if list.len() < self.0.max_idle {
             list.push(Idle {
-                sender,
+                conn,
                 since: Instant::now(),
             });
         }
@@ -179,11 +245,12 @@ impl Connections {
         replica: &Replica,
         request: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, SendError> {
-        let Some(mut sender) = self.take_idle(replica) else {
+        let idle = std::future::poll_fn(|cx| Poll::Ready(self.take_idle(replica, cx))).await;
+        let Some(mut conn) = idle else {
             return Box::pin(self.send_on_new(replica, request)).await;
         };
-        let result = sender.try_send_request(request).await;
-        match self.settle(replica, sender, result) {
+        let result = conn.exchange(request).await;
+        match self.settle(conn, result) {
             Err(SendError::NotSent(request, e)) => {
                 tracing::debug!(error = %e, replica = %replica.addr, "a pooled connection closed; sending on a new one");
                 Box::pin(self.send_on_new(replica, *request)).await
@@ -198,26 +265,23 @@ impl Connections {
         replica: &Replica,
         request: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, SendError> {
-        let mut sender = match self.connect(replica).await {
-            Ok(sender) => sender,
+        let mut conn = match self.connect(replica).await {
+            Ok(conn) => conn,
             Err(e) => return Err(SendError::Connect(e, Box::new(request))),
         };
-        let result = sender.try_send_request(request).await;
-        self.settle(replica, sender, result)
+        let result = conn.exchange(request).await;
+        self.settle(conn, result)
     }
 
-    /// What one send on `sender` came to: the response, or the request back if it never went out.
+    /// What one exchange on `conn` came to: the response, or the request back if it never went
+    /// out.
     fn settle(
         &self,
-        replica: &Replica,
-        sender: http1::SendRequest<UpstreamBody>,
-        result: Result<
-            Response<Incoming>,
-            hyper::client::conn::TrySendError<Request<UpstreamBody>>,
-        >,
+        conn: Box<Upstream>,
+        result: Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>,
     ) -> Result<Response<PooledBody>, SendError> {
         match result {
-            Ok(response) => Ok(self.pooled(replica, sender, response)),
+            Ok(response) => Ok(self.pooled(conn, response)),
             Err(mut e) => match e.take_message() {
                 Some(request) => Err(SendError::NotSent(Box::new(request), e.into_error())),
                 None => Err(SendError::Failed(e.into_error())),
@@ -225,33 +289,25 @@ impl Connections {
         }
     }
 
-    /// The response, its body holding the connection until it has been read to the end; a
-    /// response without a body gives the connection back at once.
-    fn pooled(
-        &self,
-        replica: &Replica,
-        sender: http1::SendRequest<UpstreamBody>,
-        response: Response<Incoming>,
-    ) -> Response<PooledBody> {
+    /// The response, its body holding (and driving) the connection until it has been read to the
+    /// end; a response without a body gives the connection back at once.
+    fn pooled(&self, conn: Box<Upstream>, response: Response<Incoming>) -> Response<PooledBody> {
         let (parts, body) = response.into_parts();
         let conn = if body.is_end_stream() {
-            self.give_back(replica.id, sender);
+            // Not polled by anyone from here on; it catches up when next taken.
+            self.give_back(conn, &mut Context::from_waker(std::task::Waker::noop()));
             None
         } else {
             Some(Checkout {
-                sender,
-                replica: replica.id,
+                conn,
                 home: self.clone(),
             })
         };
         Response::from_parts(parts, PooledBody { body, conn })
     }
 
-    /// A new connection to `replica`, its connection task spawned on this thread's runtime.
-    async fn connect(
-        &self,
-        replica: &Replica,
-    ) -> Result<http1::SendRequest<UpstreamBody>, ConnectError> {
+    /// A new connection to `replica`.
+    async fn connect(&self, replica: &Replica) -> Result<Box<Upstream>, ConnectError> {
         let stream = tokio::time::timeout(
             self.0.connect_timeout,
             TcpStream::connect(replica.addr.as_str()),
@@ -261,39 +317,29 @@ impl Connections {
         stream.set_nodelay(true)?;
         let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
         socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
-        let (sender, connection) = http1::Builder::new()
+        let (sender, driver) = http1::Builder::new()
             .writev(false)
             .handshake::<_, UpstreamBody>(TokioIo::new(stream))
             .await?;
-        let addr = replica.addr.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, replica = %addr, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(Box::new(Upstream {
+            sender,
+            driver: Some(driver),
+            replica: replica.id,
+        }))
     }
 }
 
 /// A connection lent to a response body.
 struct Checkout {
-    sender: http1::SendRequest<UpstreamBody>,
-    replica: usize,
+    conn: Box<Upstream>,
     home: Connections,
 }
 
-/// An upstream response body that gives its connection back once read to the end.
+/// An upstream response body: it drives its connection while it is read, and gives the
+/// connection back once read to the end. Dropped before that, it closes the connection.
 pub struct PooledBody {
     body: Incoming,
     conn: Option<Checkout>,
-}
-
-impl PooledBody {
-    fn release(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            conn.home.give_back(conn.replica, conn.sender);
-        }
-    }
 }
 
 impl HttpBody for PooledBody {
@@ -305,9 +351,20 @@ impl HttpBody for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let (frame, progress) = body::poll_streamed(&mut this.body, cx);
+        let (mut frame, mut progress) = body::poll_streamed(&mut this.body, cx);
+        if frame.is_pending() {
+            if let Some(checkout) = &mut this.conn {
+                // Nothing buffered: the connection reads more of the body (or finds it cut off).
+                checkout.conn.drive(cx);
+                (frame, progress) = body::poll_streamed(&mut this.body, cx);
+            }
+        }
         match progress {
-            Progress::Ended => this.release(),
+            Progress::Ended => {
+                if let Some(checkout) = this.conn.take() {
+                    checkout.home.give_back(checkout.conn, cx);
+                }
+            }
             // A broken body: the connection is closed, drop it.
             Progress::Broken => this.conn = None,
             Progress::Open => {}

@@ -245,6 +245,36 @@ async fn the_response_timeout_counts_from_the_end_of_a_slow_upload() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_answers_an_upload_before_reading_it_is_answered_at_once() {
+    // Refuses uploads without reading them, as a service does when the caller is not signed in.
+    let player = Backend::start("player", |req| async move {
+        if req.method() == Method::POST {
+            drop(req);
+            let mut res = Response::new(full("{\"code\":\"unauthorized\"}"));
+            *res.status_mut() = hyper::StatusCode::UNAUTHORIZED;
+            res
+        } else {
+            echo("player".into(), req).await
+        }
+    })
+    .await;
+    let proxy = TestProxy::with(|s| with_pool(s, "player", &[player.addr])).await;
+
+    // 20 pieces over 3 s: the answer comes long before the upload would end.
+    let started = Instant::now();
+    let reply = proxy
+        .send(Method::POST, "/songs/1/audio", &[], trickle(20))
+        .await;
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert_eq!(reply.json()["code"], "unauthorized");
+    assert!(started.elapsed() < Duration::from_millis(2_500));
+    // Nothing is left hanging: the next requests go through.
+    for i in 0..3 {
+        assert_eq!(proxy.get(&format!("/songs/{i}"), &[JSON]).await.status, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_that_stalls_gets_408_and_is_cut_off_at_the_replica_but_a_slow_one_goes_through()
 {
     // The replica reports, for each body it read, whether it arrived whole.
@@ -421,29 +451,37 @@ async fn upstream_connections_are_kept_alive_and_reused() {
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let before = player.accepted();
-    for i in 0..40 {
-        let reply = if i % 2 == 0 {
-            proxy.get(&format!("/songs/{i}"), &[JSON]).await
-        } else {
-            proxy
-                .send(
-                    Method::POST,
-                    "/songs",
-                    &[JSON],
-                    full(format!("{{\"n\":{i}}}")),
-                )
-                .await
+    // GETs, POSTs, and HEADs (whose responses have no body: the connection goes back as soon as
+    // the head arrives).
+    for i in 0..42 {
+        let reply = match i % 3 {
+            0 => proxy.get(&format!("/songs/{i}"), &[JSON]).await,
+            1 => {
+                proxy
+                    .send(
+                        Method::POST,
+                        "/songs",
+                        &[JSON],
+                        full(format!("{{\"n\":{i}}}")),
+                    )
+                    .await
+            }
+            _ => {
+                let head = proxy
+                    .send(Method::HEAD, &format!("/songs/{i}"), &[JSON], empty())
+                    .await;
+                assert!(head.body.is_empty());
+                head
+            }
         };
         assert_eq!(reply.status, 200);
     }
-    let head = proxy.send(Method::HEAD, "/songs/1", &[JSON], empty()).await;
-    assert_eq!(head.status, 200);
     let opened = player.accepted() - before;
     assert!(
         (1..=2).contains(&opened),
-        "41 requests one after the other took {opened} upstream connections"
+        "42 requests one after the other took {opened} upstream connections"
     );
-    assert_eq!(player.hits(), 41);
+    assert_eq!(player.hits(), 42);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

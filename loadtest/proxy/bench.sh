@@ -15,7 +15,7 @@
 # Raw oha output (JSON) lands in loadtest/out/proxy/, the summary on stdout and in
 # loadtest/out/proxy/summary.md.
 #
-# Usage: loadtest/proxy/bench.sh [rates] [seconds] [max_seconds] [rounds]
+# Usage: [PROXY_BASELINE=binary] loadtest/proxy/bench.sh [rates] [seconds] [max_seconds] [rounds]
 #        (defaults: "5000 10000" 20 10 1)
 # Run it under the machine's benchmark lock: flock /tmp/bench.lock loadtest/proxy/bench.sh
 # Needs: PostgreSQL and Redis as for the tests, oha (`cargo install oha --locked`), nginx
@@ -50,6 +50,20 @@ APP__SERVER__PORT=$proxy_port APP__SERVER__HOST=127.0.0.1 APP__TELEMETRY__LOG_LE
 pids+=($!)
 proxy_pid=$!
 wait_ready "localhost:$proxy_port/health/ready"
+
+# Optionally a second build of our proxy (PROXY_BASELINE=path/to/binary), measured as a fourth
+# target "baseline" in the same rounds: a before/after comparison of two builds on one machine.
+targets=(direct nginx proxy)
+if [ -n "${PROXY_BASELINE:-}" ]; then
+  baseline_port=18084
+  sed "s|^|http://127.0.0.1:$baseline_port/users/|" <<<"$ids" > "$out/baseline.urls"
+  APP__SERVER__PORT=$baseline_port APP__SERVER__HOST=127.0.0.1 APP__TELEMETRY__LOG_LEVEL=warn \
+    APP__POOLS__USER=$upstreams APP__POOLS__PLAYER=$upstreams APP__POOLS__REVIEWS=$upstreams \
+    APP__STATIC_FILES__DIR="$out/no-web-client" "$PROXY_BASELINE" > "$out/baseline.log" 2>&1 &
+  pids+=($!)
+  wait_ready "localhost:$baseline_port/health/ready"
+  targets+=(baseline)
+fi
 
 # nginx, configured the same way.
 cat > "$out/nginx/nginx.conf" <<EOF
@@ -121,12 +135,11 @@ print(f"{sys.argv[2]:>6} @ {sys.argv[3]:>5}: {d['summary']['requestsPerSec']:9.0
 PY
 }
 
-targets=(direct nginx proxy)
 for round in $(seq 1 "$rounds"); do
   # The order rotates from round to round, so that no target always runs right after another one
   # (or always last): whatever one run leaves behind (a replica's state, a burst of other work on
   # the machine) falls on each target in turn.
-  shift_by=$(((round - 1) % 3))
+  shift_by=$(((round - 1) % ${#targets[@]}))
   order=("${targets[@]:shift_by}" "${targets[@]:0:shift_by}")
   echo "== round $round: fixed rates ${rates} req/s for ${secs}s each, 64 connections; order ${order[*]}"
   for rate in $rates; do
@@ -144,10 +157,10 @@ for p in "$nginx_master" $(pgrep -P "$nginx_master" || true); do
 done
 echo "RSS after the runs: proxy $((proxy_rss / 1024)) MiB, nginx (master + workers) $((nginx_rss / 1024)) MiB"
 
-python3 - "$out" "$rates" "$rounds" <<'PY' | tee "$out/summary.md"
+python3 - "$out" "$rates" "$rounds" "${targets[@]}" <<'PY' | tee "$out/summary.md"
 import json, statistics, sys
 out, rates, rounds = sys.argv[1], sys.argv[2].split() + ["max"], int(sys.argv[3])
-targets = ["direct", "nginx", "proxy"]
+targets = sys.argv[4:]
 def label(rate):
     return "unthrottled" if rate == "max" else f"{int(rate):,} req/s"
 rows = {}
@@ -188,4 +201,11 @@ if rounds > 1:
         p99 = [rows[(rate, "proxy")][i][2] / rows[(rate, "nginx")][i][2] for i in range(rounds)]
         print(f"- {label(rate)}: {', '.join(f'{x:.2f}' for x in p99)} (median "
               f"{statistics.median(p99):.2f}; ours lower or equal in {sum(x <= 1 for x in p99)} of {rounds})")
+    if "baseline" in targets:
+        print("\nThis build against the baseline build, by round (throughput: above 1 is faster; p99: below 1 is lower):\n")
+        for rate in rates:
+            i = 0 if rate == "max" else 2
+            r = [rows[(rate, "proxy")][k][i] / rows[(rate, "baseline")][k][i] for k in range(rounds)]
+            what = "req/s" if rate == "max" else "p99"
+            print(f"- {label(rate)}, {what}: {', '.join(f'{x:.2f}' for x in r)} (median {statistics.median(r):.2f})")
 PY

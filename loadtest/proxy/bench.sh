@@ -5,13 +5,14 @@
 #  - three targets, one after the other, with the same backends: direct (the URL file alternates
 #    the two replicas, oha draws from it at random), nginx (from apt, config generated below:
 #    upstream block with both replicas, keepalive 64, HTTP/1.1, `Connection ""`, round robin,
-#    worker_processes 2, no access log) and our proxy (release build, 2 runtime threads);
+#    worker_processes 2, no access log) and our proxy (release build, 2 runtime threads); with
+#    PROXY_BASELINE, a fourth: another build of our proxy (see below);
 #  - for each offered rate, each target at that fixed rate with latency correction
 #    (`oha -z SECS -q RATE -c 64 --latency-correction`), then each target unthrottled
 #    (`oha -z MAX_SECS -c 64`) for the maximum throughput;
 #  - all of that ROUNDS times, targets interleaved and their order rotated each round, so a burst
-#    of load from other work on the machine hits all three alike rather than one; the summary gives
-#    every round, the medians, and per round how ours compares with nginx.
+#    of load from other work on the machine hits all of them alike rather than one; the summary
+#    gives every round, the medians, and per round how ours compares with nginx.
 # Raw oha output (JSON) lands in loadtest/out/proxy/, the summary on stdout and in
 # loadtest/out/proxy/summary.md.
 #
@@ -38,30 +39,27 @@ cargo build --release -q -p user -p proxy
 source loadtest/proxy/replicas.sh
 paste -d '\n' "$out/replica-${replica_ports[0]}.urls" "$out/replica-${replica_ports[1]}.urls" \
   > "$out/direct.urls"
-sed "s|^|http://127.0.0.1:$proxy_port/users/|" <<<"$ids" > "$out/proxy.urls"
 sed "s|^|http://127.0.0.1:$nginx_port/users/|" <<<"$ids" > "$out/nginx.urls"
 
 # Our proxy: every pool on the two replicas (only /users is measured; the other pools' probes
 # then hit them instead of whatever listens on the default ports).
 upstreams="127.0.0.1:${replica_ports[0]},127.0.0.1:${replica_ports[1]}"
-APP__SERVER__PORT=$proxy_port APP__SERVER__HOST=127.0.0.1 APP__TELEMETRY__LOG_LEVEL=warn \
-  APP__POOLS__USER=$upstreams APP__POOLS__PLAYER=$upstreams APP__POOLS__REVIEWS=$upstreams \
-  APP__STATIC_FILES__DIR="$out/no-web-client" target/release/proxy > "$out/proxy.log" 2>&1 &
-pids+=($!)
-proxy_pid=$!
-wait_ready "localhost:$proxy_port/health/ready"
+start_proxy() { # $1 = binary, $2 = port, $3 = target name (its URL file and log)
+  sed "s|^|http://127.0.0.1:$2/users/|" <<<"$ids" > "$out/$3.urls"
+  APP__SERVER__PORT=$2 APP__SERVER__HOST=127.0.0.1 APP__TELEMETRY__LOG_LEVEL=warn \
+    APP__POOLS__USER=$upstreams APP__POOLS__PLAYER=$upstreams APP__POOLS__REVIEWS=$upstreams \
+    APP__STATIC_FILES__DIR="$out/no-web-client" "$1" > "$out/$3.log" 2>&1 &
+  pids+=($!)
+  wait_ready "localhost:$2/health/ready"
+}
+start_proxy target/release/proxy "$proxy_port" proxy
+proxy_pid=${pids[-1]}
 
 # Optionally a second build of our proxy (PROXY_BASELINE=path/to/binary), measured as a fourth
 # target "baseline" in the same rounds: a before/after comparison of two builds on one machine.
 targets=(direct nginx proxy)
 if [ -n "${PROXY_BASELINE:-}" ]; then
-  baseline_port=18084
-  sed "s|^|http://127.0.0.1:$baseline_port/users/|" <<<"$ids" > "$out/baseline.urls"
-  APP__SERVER__PORT=$baseline_port APP__SERVER__HOST=127.0.0.1 APP__TELEMETRY__LOG_LEVEL=warn \
-    APP__POOLS__USER=$upstreams APP__POOLS__PLAYER=$upstreams APP__POOLS__REVIEWS=$upstreams \
-    APP__STATIC_FILES__DIR="$out/no-web-client" "$PROXY_BASELINE" > "$out/baseline.log" 2>&1 &
-  pids+=($!)
-  wait_ready "localhost:$baseline_port/health/ready"
+  start_proxy "$PROXY_BASELINE" 18084 baseline
   targets+=(baseline)
 fi
 

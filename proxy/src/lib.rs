@@ -1,6 +1,6 @@
 //! AudioStorm's reverse proxy: one origin for every service and the web client.
 //!
-//! A request passes `server` (accept loop, graceful shutdown) → `app` (what the path means) →
+//! A request passes `server` (accept loop; `drain`, graceful shutdown) → `app` (what the path means) →
 //! `routes` (the routing table) → `forward` (retries, header hygiene; `balancer` picks the replica,
 //! round robin over the healthy ones) → `upstream` (the keep-alive connections), with `health`
 //! keeping replicas in or out of rotation, `static_files` serving the web client and `metrics`
@@ -11,6 +11,7 @@ pub mod balancer;
 pub mod body;
 pub mod config;
 pub mod context;
+pub mod drain;
 pub mod error;
 pub mod forward;
 pub mod health;

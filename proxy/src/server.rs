@@ -9,8 +9,8 @@
 //! (routing table, pools' health, metrics) is read-mostly and behind atomics.
 //!
 //! Each connection is served by hyper's HTTP/1.1 or HTTP/2 (prior knowledge) connection, whichever
-//! its first bytes call for, and registered with its worker's [`GracefulShutdown`] watcher. When
-//! the shutdown future resolves:
+//! its first bytes call for, and counted by its worker's [`Drain`]. When the shutdown future
+//! resolves:
 //! 1. the acceptor stops and closes the listener, so new connections are refused, and drops its
 //!    end of each worker's channel;
 //! 2. each worker, seeing its channel closed, tells every connection to shut down gracefully: an
@@ -30,11 +30,11 @@ use std::time::Duration;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
+use crate::drain::Drain;
 use crate::forward::{BoxError, Peer};
 use crate::metrics;
 use crate::timer::Timeouts;
@@ -157,7 +157,7 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
     http1.keep_alive(true).writev(false);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2.timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    let connections_open = Drain::new();
 
     while let Some((stream, peer)) = connections.recv().await {
         let stream = match TcpStream::from_std(stream) {
@@ -186,7 +186,7 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
                 Ok::<_, Infallible>(response.map(|body| Tracked::new(body, busy)))
             }
         });
-        let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
+        let (http1, http2, ticket) = (http1.clone(), http2.clone(), connections_open.ticket());
         let timeouts = timeouts.clone();
         let limits = app.limits;
         tokio::spawn(async move {
@@ -198,7 +198,7 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
                 Some(Err(e)) => Some(Err(e.into())),
                 Some(Ok(false)) => {
                     let served =
-                        watcher.watch(http1.serve_connection(TokioIo::new(stream), service));
+                        ticket.watch(http1.serve_connection(TokioIo::new(stream), service));
                     watchdog::watch(served, &activity, &timeouts, limits)
                         .await
                         .map(|r| r.map_err(Into::into))
@@ -207,7 +207,7 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
                 Some(Ok(true)) => {
                     Box::pin(async {
                         let served =
-                            watcher.watch(http2.serve_connection(TokioIo::new(stream), service));
+                            ticket.watch(http2.serve_connection(TokioIo::new(stream), service));
                         watchdog::watch(served, &activity, &timeouts, limits)
                             .await
                             .map(|r| r.map_err(Into::into))
@@ -226,9 +226,9 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
     }
 
     // Steps 2 and 3.
-    let open = graceful.count();
+    let open = connections_open.count();
     tokio::select! {
-        () = graceful.shutdown() => tracing::debug!(connections = open, "worker drained"),
+        () = connections_open.shutdown() => tracing::debug!(connections = open, "worker drained"),
         () = tokio::time::sleep(drain) => tracing::warn!(
             deadline_secs = drain.as_secs(),
             "drain deadline passed; cutting the remaining connections"

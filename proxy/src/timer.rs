@@ -6,13 +6,24 @@
 //! lock: 2 % of the proxy's instructions per request (`loadtest/results/proxy.md`). Here a timeout
 //! is an entry in its worker thread's slab, registered on its first poll and removed when dropped;
 //! a ticker task on the same thread wakes the expired ones every [`TICK`]. A timeout therefore
-//! fires up to one tick late, never early.
+//! fires up to one tick late (two for [`Timeouts::sleep`], counted from the coarse clock), and not
+//! early.
+//!
+//! A pending timeout is polled again and again (a request's response timeout each time its task
+//! runs, a connection's watchdog on every poll of the connection): once registered, a poll only
+//! compares a counter of firings and its waker's identity, and takes the lock only when a timeout
+//! fired since its last look or the task polling it changed.
+//!
+//! The ticker also keeps a coarse clock ([`Timeouts::now`]), for bookkeeping that needs to know
+//! time to within a tick (how long an upstream connection has been idle) and is done for every
+//! request: a clock read costs more than the rest of it.
 //!
 //! Each worker thread has its own [`Timeouts`]. The lock around them is never contended; it is
 //! there because hyper's server asks for `Send` futures.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -25,7 +36,17 @@ pub const TICK: Duration = Duration::from_millis(50);
 /// One thread's pending timeouts; a handle to them, cheap to clone.
 #[derive(Clone)]
 pub struct Timeouts {
-    pending: Arc<Mutex<Slab<Entry>>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    pending: Mutex<Slab<Entry>>,
+    /// Bumped each time the ticker fires timeouts, after marking them fired and before waking
+    /// them: a registered timeout that sees the same count as at its last look is still pending.
+    firings: AtomicU64,
+    /// When the ticker last read the clock, in nanoseconds from `epoch`.
+    ticked: AtomicU64,
+    epoch: Instant,
 }
 
 struct Entry {
@@ -39,15 +60,20 @@ impl Timeouts {
     /// once every handle (and every timeout made from one) is dropped.
     pub fn start() -> Self {
         let timeouts = Self {
-            pending: Arc::default(),
+            shared: Arc::new(Shared {
+                pending: Mutex::default(),
+                firings: AtomicU64::new(0),
+                ticked: AtomicU64::new(0),
+                epoch: Instant::now(),
+            }),
         };
-        let pending = Arc::downgrade(&timeouts.pending);
+        let shared = Arc::downgrade(&timeouts.shared);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if !fire(&pending) {
+                if !fire(&shared) {
                     break;
                 }
             }
@@ -55,9 +81,18 @@ impl Timeouts {
         timeouts
     }
 
-    /// A timeout that resolves once `duration` has passed (up to [`TICK`] later).
+    /// The time at the ticker's last tick: up to a [`TICK`] behind the clock (more only when the
+    /// thread is too busy to run the ticker on time), never ahead of it.
+    pub fn now(&self) -> Instant {
+        let shared = &*self.shared;
+        shared.epoch + Duration::from_nanos(shared.ticked.load(Ordering::Relaxed))
+    }
+
+    /// A timeout that resolves once `duration` has passed, counted from the coarse clock plus
+    /// the tick it may be behind: up to two [`TICK`]s later, and without a clock read. (Early
+    /// only if the thread was too busy to run its ticker for longer than a tick, by the excess.)
     pub fn sleep(&self, duration: Duration) -> Timeout {
-        self.sleep_until(Instant::now() + duration)
+        self.sleep_until(self.now() + TICK + duration)
     }
 
     /// A timeout that resolves once `deadline` has passed (up to [`TICK`] later).
@@ -65,13 +100,15 @@ impl Timeouts {
         Timeout {
             deadline,
             key: None,
-            pending: self.pending.clone(),
+            seen: 0,
+            waker: WakerId::NONE,
+            shared: self.shared.clone(),
         }
     }
 
     /// Timeouts armed and not yet dropped (tests).
     pub fn armed(&self) -> usize {
-        lock(&self.pending).len()
+        lock(&self.shared.pending).len()
     }
 }
 
@@ -80,19 +117,27 @@ fn lock(pending: &Mutex<Slab<Entry>>) -> MutexGuard<'_, Slab<Entry>> {
     pending.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Wakes the expired timeouts; false once the timeouts are gone.
-fn fire(pending: &Weak<Mutex<Slab<Entry>>>) -> bool {
-    let Some(pending) = pending.upgrade() else {
+/// Moves the coarse clock and wakes the expired timeouts; false once the timeouts are gone.
+fn fire(shared: &Weak<Shared>) -> bool {
+    let Some(shared) = shared.upgrade() else {
         return false;
     };
     let now = Instant::now();
+    let ticked = u64::try_from(now.duration_since(shared.epoch).as_nanos()).unwrap_or(u64::MAX);
+    shared.ticked.store(ticked, Ordering::Relaxed);
     let mut expired = Vec::new();
-    for (_, entry) in lock(&pending).iter_mut() {
+    for (_, entry) in lock(&shared.pending).iter_mut() {
         if !entry.fired && entry.deadline <= now {
             entry.fired = true;
             expired.push(entry.waker.clone());
         }
     }
+    if expired.is_empty() {
+        return true;
+    }
+    // Marked fired (under the lock) before the count moves, and the count moves before the
+    // wake-ups: a timeout woken by this looks again under the lock.
+    shared.firings.fetch_add(1, Ordering::Release);
     // Woken outside the lock: a woken task may be polled on another thread (tests' runtimes).
     for waker in expired {
         waker.wake();
@@ -100,12 +145,31 @@ fn fire(pending: &Weak<Mutex<Slab<Entry>>>) -> bool {
     true
 }
 
+/// Which waker a timeout registered, by the identity `Waker::will_wake` compares (its data and
+/// vtable pointers), kept as addresses so that the timeout stays `Send`. Never dereferenced.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WakerId(usize, usize);
+
+impl WakerId {
+    pub(crate) const NONE: Self = Self(0, 0);
+
+    pub(crate) fn of(waker: &Waker) -> Self {
+        Self(
+            waker.data() as usize,
+            std::ptr::from_ref(waker.vtable()) as usize,
+        )
+    }
+}
+
 /// A pending timeout; see the module comment.
 pub struct Timeout {
     deadline: Instant,
     /// Its entry, once polled.
     key: Option<usize>,
-    pending: Arc<Mutex<Slab<Entry>>>,
+    /// The count of firings at its last look under the lock, and the waker registered then.
+    seen: u64,
+    waker: WakerId,
+    shared: Arc<Shared>,
 }
 
 impl Future for Timeout {
@@ -113,7 +177,14 @@ impl Future for Timeout {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let mut pending = lock(&this.pending);
+        let firings = this.shared.firings.load(Ordering::Acquire);
+        let waker = WakerId::of(cx.waker());
+        if this.key.is_some() && firings == this.seen && waker == this.waker {
+            // Registered with this waker, and nothing fired since it looked.
+            return Poll::Pending;
+        }
+        (this.seen, this.waker) = (firings, waker);
+        let mut pending = lock(&this.shared.pending);
         match this.key.and_then(|key| pending.get_mut(key)) {
             Some(entry) if entry.fired => Poll::Ready(()),
             Some(entry) => {
@@ -137,7 +208,7 @@ impl Future for Timeout {
 impl Drop for Timeout {
     fn drop(&mut self) {
         if let Some(key) = self.key {
-            lock(&self.pending).try_remove(key);
+            lock(&self.shared.pending).try_remove(key);
         }
     }
 }
@@ -153,7 +224,7 @@ mod tests {
         timeouts.sleep(Duration::from_millis(120)).await;
         let waited = started.elapsed();
         assert!(waited >= Duration::from_millis(120), "{waited:?}");
-        // One tick late at most, plus scheduling slack on a busy machine.
+        // Two ticks late at most, plus scheduling slack on a busy machine.
         assert!(
             waited <= Duration::from_millis(120) + TICK * 4,
             "{waited:?}"
@@ -176,5 +247,44 @@ mod tests {
         assert_eq!(timeouts.armed(), 2);
         drop(dropped);
         assert_eq!(timeouts.armed(), 1, "only the fired, still held one");
+    }
+
+    /// Counts its wake-ups.
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl futures::task::ArcWake for Counter {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            arc_self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_timeout_wakes_the_task_that_polled_it_last() {
+        let timeouts = Timeouts::start();
+        let (first, second) = (Arc::new(Counter(0.into())), Arc::new(Counter(0.into())));
+        let mut timeout = Box::pin(timeouts.sleep(Duration::from_millis(60)));
+        for counter in [&first, &second] {
+            let waker = futures::task::waker(counter.clone());
+            let polled = timeout.as_mut().poll(&mut Context::from_waker(&waker));
+            assert!(polled.is_pending());
+        }
+        tokio::time::sleep(Duration::from_millis(60) + TICK * 4).await;
+        assert_eq!(first.0.load(Ordering::SeqCst), 0, "replaced");
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        let waker = futures::task::waker(second.clone());
+        let polled = timeout.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(polled.is_ready(), "fired");
+    }
+
+    #[tokio::test]
+    async fn the_coarse_clock_is_never_ahead_and_at_most_about_a_tick_behind() {
+        let timeouts = Timeouts::start();
+        for _ in 0..5 {
+            let (coarse, now) = (timeouts.now(), Instant::now());
+            assert!(coarse <= now);
+            // One tick, plus scheduling slack on a busy machine.
+            assert!(now - coarse <= TICK * 4, "{:?}", now - coarse);
+            tokio::time::sleep(TICK * 3 / 2).await;
+        }
     }
 }

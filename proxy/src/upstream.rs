@@ -15,7 +15,9 @@
 //! closes them within [`crate::metrics::FLUSH_INTERVAL`] ([`Connections::sweep`]): the replicas
 //! close idle keep-alive connections themselves (actix-web after 5 s), and a request written into
 //! a connection the replica is closing fails after it went out — fatal for a POST. The idle timeout
-//! is set below the replicas' keep-alive timeout so that this race cannot happen.
+//! is set below the replicas' keep-alive timeout so that this race cannot happen. Idle ages are
+//! read off the worker's coarse clock ([`Timeouts::now`], a tick's accuracy against a margin of a
+//! second): a clock read for each connection taken and given back cost more than the rest of it.
 //!
 //! The sets of idle connections belong to one thread, so the lock guarding them is never
 //! contended; it is there because hyper's server asks for `Send` futures.
@@ -183,7 +185,8 @@ impl Connections {
     fn take_idle(&self, replica: &Replica, cx: &mut Context<'_>) -> Option<Box<Upstream>> {
         let mut all = self.lock();
         let list = all.get_mut(replica.id)?;
-        let now = Instant::now();
+        // Coarse: idle ages are compared with a timeout of seconds, for every request.
+        let now = self.0.timeouts.now();
         while let Some(mut idle) = list.pop() {
             if now.duration_since(idle.since) >= self.0.idle_timeout {
                 // The rest are older still.
@@ -212,7 +215,7 @@ impl Connections {
         if list.len() < self.0.max_idle {
             list.push(Idle {
                 conn,
-                since: Instant::now(),
+                since: self.0.timeouts.now(),
             });
         }
     }
@@ -220,7 +223,7 @@ impl Connections {
     /// Closes the idle connections past the idle timeout (each worker calls it now and then), so
     /// that a replica which gets no more traffic is not left holding a burst's connections.
     pub fn sweep(&self) {
-        let now = Instant::now();
+        let now = self.0.timeouts.now();
         for list in self.lock().iter_mut() {
             // Oldest first.
             let aged = list

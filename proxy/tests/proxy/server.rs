@@ -338,3 +338,42 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_connectio
         .expect("the proxy stops once drained")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_idle_keep_alive_connections_are_closed_at_once() {
+    let backend = Backend::echo("a").await;
+    let mut proxy = TestProxy::with(|s| {
+        with_pool(s, "player", &[backend.addr]);
+        s.server.shutdown_timeout_secs = 30;
+    })
+    .await;
+    // Two callers, each with a request answered and its connection kept open, idle; one of them
+    // has been through the upstream path.
+    let mut idle = Vec::new();
+    for path in ["/health/live", "/songs/1"] {
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200", "{path}");
+        idle.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = Instant::now();
+    let stopped = proxy.shut_down();
+    for mut stream in idle {
+        // The rest of the response, then the end of the connection.
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+            .await
+            .expect("the proxy closes an idle connection when it shuts down")
+            .unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(5), stopped)
+        .await
+        .expect("the proxy stops once its connections are closed, not at the drain deadline")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

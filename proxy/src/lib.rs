@@ -20,6 +20,8 @@ pub mod routes;
 pub mod server;
 pub mod startup;
 pub mod static_files;
+#[cfg(test)]
+mod testing;
 pub mod timer;
 pub mod upstream;
 pub mod watchdog;

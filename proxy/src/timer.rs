@@ -216,6 +216,7 @@ impl Drop for Timeout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::WakeCounter;
 
     #[tokio::test]
     async fn a_timeout_fires_after_its_deadline_within_a_tick() {
@@ -249,30 +250,22 @@ mod tests {
         assert_eq!(timeouts.armed(), 1, "only the fired, still held one");
     }
 
-    /// Counts its wake-ups.
-    struct Counter(std::sync::atomic::AtomicUsize);
-
-    impl futures::task::ArcWake for Counter {
-        fn wake_by_ref(arc_self: &Arc<Self>) {
-            arc_self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
     #[tokio::test]
     async fn a_timeout_wakes_the_task_that_polled_it_last() {
         let timeouts = Timeouts::start();
-        let (first, second) = (Arc::new(Counter(0.into())), Arc::new(Counter(0.into())));
+        let (first, first_waker) = WakeCounter::new();
+        let (second, second_waker) = WakeCounter::new();
         let mut timeout = Box::pin(timeouts.sleep(Duration::from_millis(60)));
-        for counter in [&first, &second] {
-            let waker = futures::task::waker(counter.clone());
-            let polled = timeout.as_mut().poll(&mut Context::from_waker(&waker));
+        for waker in [&first_waker, &second_waker] {
+            let polled = timeout.as_mut().poll(&mut Context::from_waker(waker));
             assert!(polled.is_pending());
         }
         tokio::time::sleep(Duration::from_millis(60) + TICK * 4).await;
-        assert_eq!(first.0.load(Ordering::SeqCst), 0, "replaced");
-        assert_eq!(second.0.load(Ordering::SeqCst), 1);
-        let waker = futures::task::waker(second.clone());
-        let polled = timeout.as_mut().poll(&mut Context::from_waker(&waker));
+        assert_eq!(first.count(), 0, "replaced");
+        assert_eq!(second.count(), 1);
+        let polled = timeout
+            .as_mut()
+            .poll(&mut Context::from_waker(&second_waker));
         assert!(polled.is_ready(), "fired");
     }
 

@@ -24,11 +24,13 @@
 
 use std::future::Future as _;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use http::{Request, Response};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::{TrySendError, http1};
@@ -101,16 +103,67 @@ struct Idle {
 /// it catches up (notices that the replica closed it, or becomes ready for the next request) when
 /// it is next taken ([`Upstream::ready`]).
 ///
+/// The connection is always polled with its own waker ([`Wake`]), which passes wake-ups on to the
+/// task using it, except those the task causes itself while it polls the connection (see
+/// [`Upstream::poll_as`]), and to no one while the connection is idle.
+///
 /// Boxed wherever it is kept: hyper's connection state is a few hundred bytes, and the request's
 /// future and the response are moved in memory several times.
 struct Upstream {
-    sender: http1::SendRequest<UpstreamBody>,
-    /// `None` once the connection has ended (it must not be polled again).
-    driver: Option<http1::Connection<TokioIo<TcpStream>, UpstreamBody>>,
+    link: Link,
+    wake: Arc<Wake>,
+    /// `wake` as a waker, made once.
+    waker: Waker,
     replica: usize,
 }
 
-impl Upstream {
+/// hyper's two halves of a connection.
+struct Link {
+    sender: http1::SendRequest<UpstreamBody>,
+    /// `None` once the connection has ended (it must not be polled again).
+    driver: Option<http1::Connection<TokioIo<TcpStream>, UpstreamBody>>,
+}
+
+/// The waker an upstream connection is polled with.
+///
+/// Using a connection wakes it, several times per request: the request put in its queue, the
+/// response head handed over, the response body asked for, each wakes whoever polled the
+/// connection last. Under the task's own waker, each such wake-up made while the task is running
+/// schedules it to run once more for nothing (and one made when another task takes the
+/// connection schedules the previous user): a third of the proxy's task polls per request were
+/// those. Yet they are all caused by the task's own polling of the connection, which is driven
+/// on the spot right after. So while the task polls the connection they are only noted
+/// (`woken`), and the connection polled again if one came while it was being polled; what wakes
+/// the connection at any other time (a socket becoming ready) goes to the task using it.
+#[derive(Default)]
+struct Wake {
+    /// The task using the connection; none while it is idle.
+    task: AtomicWaker,
+    /// Set while that task polls the connection.
+    polling: AtomicBool,
+    /// A wake-up came while `polling`.
+    woken: AtomicBool,
+}
+
+impl std::task::Wake for Wake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.polling.load(Ordering::SeqCst) {
+            self.woken.store(true, Ordering::SeqCst);
+        } else {
+            self.task.wake();
+        }
+    }
+}
+
+/// How many times [`Upstream::poll_as`] polls a connection that keeps waking itself before it
+/// leaves it to the task's next turn.
+const MAX_ROUNDS: usize = 4;
+
+impl Link {
     /// Polls the connection: it writes what is queued, reads what arrived. Returns whether it is
     /// still open.
     fn drive(&mut self, cx: &mut Context<'_>) -> bool {
@@ -140,6 +193,62 @@ impl Upstream {
         }
         self.drive(cx) && self.sender.is_ready()
     }
+}
+
+impl Upstream {
+    fn new(
+        sender: http1::SendRequest<UpstreamBody>,
+        driver: http1::Connection<TokioIo<TcpStream>, UpstreamBody>,
+        replica: usize,
+    ) -> Box<Self> {
+        let wake = Arc::new(Wake::default());
+        Box::new(Self {
+            link: Link {
+                sender,
+                driver: Some(driver),
+            },
+            waker: Waker::from(wake.clone()),
+            wake,
+            replica,
+        })
+    }
+
+    /// Runs `poll` on the connection for the task polling with `cx`, under the connection's own
+    /// waker: wake-ups meanwhile are the task's own doing and wake no one, but if one came, `poll`
+    /// runs again (it may have missed what the wake-up was for), up to [`MAX_ROUNDS`] times;
+    /// past that, the task is woken to come back. Wake-ups after this go to the task.
+    fn poll_as<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut poll: impl FnMut(&mut Link, &mut Context<'_>) -> Poll<R>,
+    ) -> Poll<R> {
+        let wake = &*self.wake;
+        wake.task.register(cx.waker());
+        wake.polling.store(true, Ordering::SeqCst);
+        let mut own = Context::from_waker(&self.waker);
+        let mut result = Poll::Pending;
+        for _ in 0..MAX_ROUNDS {
+            wake.woken.store(false, Ordering::SeqCst);
+            result = poll(&mut self.link, &mut own);
+            if result.is_ready() || !wake.woken.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        wake.polling.store(false, Ordering::SeqCst);
+        // Still waking itself, or woken from elsewhere just as the polling ended.
+        if result.is_pending() && wake.woken.swap(false, Ordering::SeqCst) {
+            cx.waker().wake_by_ref();
+        }
+        result
+    }
+
+    /// Whether the connection can take a request now (see [`Link::ready`]).
+    fn ready(&mut self, cx: &mut Context<'_>) -> bool {
+        match self.poll_as(cx, |link, own| Poll::Ready(link.ready(own))) {
+            Poll::Ready(ready) => ready,
+            Poll::Pending => false,
+        }
+    }
 
     /// Sends `request` and drives the connection until the response head arrives. If the
     /// connection turns out closed before the request was written, the request comes back.
@@ -147,12 +256,17 @@ impl Upstream {
         &mut self,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>> {
-        let mut response = std::pin::pin!(self.sender.try_send_request(request));
+        // Queuing the request wakes the connection, which is driven right below, in this same
+        // poll (nothing is awaited in between): a wake-up for no one.
+        self.wake.polling.store(true, Ordering::SeqCst);
+        let mut response = std::pin::pin!(self.link.sender.try_send_request(request));
         std::future::poll_fn(|cx| {
-            // The connection first: it writes the request, and reads the response head that
-            // resolves `response`.
-            self.drive(cx);
-            response.as_mut().poll(cx)
+            self.poll_as(cx, |link, own| {
+                // The connection first: it writes the request, and reads the response head that
+                // resolves `response`.
+                link.drive(own);
+                response.as_mut().poll(own)
+            })
         })
         .await
     }
@@ -207,6 +321,8 @@ impl Connections {
         if !conn.ready(cx) {
             return;
         }
+        // Idle: whatever wakes it now wakes no one (it catches up when next taken).
+        drop(conn.wake.task.take());
         let mut all = self.lock();
         if all.len() <= conn.replica {
             all.resize_with(conn.replica + 1, Vec::new);
@@ -324,11 +440,7 @@ impl Connections {
             .writev(false)
             .handshake::<_, UpstreamBody>(TokioIo::new(stream))
             .await?;
-        Ok(Box::new(Upstream {
-            sender,
-            driver: Some(driver),
-            replica: replica.id,
-        }))
+        Ok(Upstream::new(sender, driver, replica.id))
     }
 }
 
@@ -354,14 +466,21 @@ impl HttpBody for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let (mut frame, mut progress) = body::poll_streamed(&mut this.body, cx);
-        if frame.is_pending() {
-            if let Some(checkout) = &mut this.conn {
+        let Some(checkout) = &mut this.conn else {
+            return body::poll_streamed(&mut this.body, cx).0;
+        };
+        let body = &mut this.body;
+        let mut progress = Progress::Open;
+        let frame = checkout.conn.poll_as(cx, |link, own| {
+            let (mut frame, mut now) = body::poll_streamed(body, own);
+            if frame.is_pending() {
                 // Nothing buffered: the connection reads more of the body (or finds it cut off).
-                checkout.conn.drive(cx);
-                (frame, progress) = body::poll_streamed(&mut this.body, cx);
+                link.drive(own);
+                (frame, now) = body::poll_streamed(body, own);
             }
-        }
+            progress = now;
+            frame
+        });
         match progress {
             Progress::Ended => {
                 if let Some(checkout) = this.conn.take() {
@@ -381,5 +500,66 @@ impl HttpBody for PooledBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::WakeCounter;
+
+    /// A connection to a listener that accepts it and says nothing.
+    async fn connection() -> (Box<Upstream>, tokio::net::TcpListener) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (sender, driver) = http1::Builder::new()
+            .handshake::<_, UpstreamBody>(TokioIo::new(stream))
+            .await
+            .unwrap();
+        (Upstream::new(sender, driver, 0), listener)
+    }
+
+    #[tokio::test]
+    async fn wake_ups_a_task_causes_while_polling_its_connection_are_not_passed_on() {
+        let (mut conn, _listener) = connection().await;
+        let (task, waker) = WakeCounter::new();
+        let mut cx = Context::from_waker(&waker);
+
+        // Woken once while polled (as queuing a request does): polled again at once, and the
+        // task is not woken.
+        let mut rounds = 0;
+        let polled = conn.poll_as(&mut cx, |_, own| {
+            rounds += 1;
+            if rounds == 1 {
+                own.waker().wake_by_ref();
+            }
+            Poll::<()>::Pending
+        });
+        assert!(polled.is_pending());
+        assert_eq!(rounds, 2, "polled again for the wake-up");
+        assert_eq!(task.count(), 0, "no wake-up for nothing");
+
+        // Waking itself every time: polled a few times, then the task is woken to come back.
+        let mut rounds = 0;
+        let polled = conn.poll_as(&mut cx, |_, own| {
+            rounds += 1;
+            own.waker().wake_by_ref();
+            Poll::<()>::Pending
+        });
+        assert!(polled.is_pending());
+        assert_eq!(rounds, MAX_ROUNDS);
+        assert_eq!(task.count(), 1, "the task comes back");
+
+        // Between polls, a wake-up (a socket ready) goes to the task using the connection.
+        conn.waker.wake_by_ref();
+        assert_eq!(task.count(), 2);
+
+        // Idle (given back), to no one.
+        assert!(conn.ready(&mut cx));
+        drop(conn.wake.task.take());
+        conn.waker.wake_by_ref();
+        assert_eq!(task.count(), 2);
     }
 }

@@ -226,20 +226,25 @@ impl Upstream {
         wake.task.register(cx.waker());
         wake.polling.store(true, Ordering::SeqCst);
         let mut own = Context::from_waker(&self.waker);
-        let mut result = Poll::Pending;
         for _ in 0..MAX_ROUNDS {
             wake.woken.store(false, Ordering::SeqCst);
-            result = poll(&mut self.link, &mut own);
-            if result.is_ready() || !wake.woken.load(Ordering::SeqCst) {
+            // Returned straight from here rather than kept in a variable across the rounds: the
+            // result may be a response or a request handed back, a few hundred bytes to copy.
+            let result = poll(&mut self.link, &mut own);
+            if result.is_ready() {
+                wake.polling.store(false, Ordering::SeqCst);
+                return result;
+            }
+            if !wake.woken.load(Ordering::SeqCst) {
                 break;
             }
         }
         wake.polling.store(false, Ordering::SeqCst);
         // Still waking itself, or woken from elsewhere just as the polling ended.
-        if result.is_pending() && wake.woken.swap(false, Ordering::SeqCst) {
+        if wake.woken.swap(false, Ordering::SeqCst) {
             cx.waker().wake_by_ref();
         }
-        result
+        Poll::Pending
     }
 
     /// Whether the connection can take a request now (see [`Link::ready`]).

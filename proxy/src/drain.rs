@@ -49,9 +49,9 @@ impl Drain {
         Self::default()
     }
 
-    /// Counts a connection from now until the returned ticket is dropped (or the connection it
-    /// watches has ended): take one as soon as a connection is accepted, so that a shutdown
-    /// waits for it.
+    /// Counts a connection from now until the returned ticket is dropped (with the future of the
+    /// connection it watches, see [`Ticket::watch`]): take one as soon as a connection is
+    /// accepted, so that a shutdown waits for it.
     pub fn ticket(&self) -> Ticket {
         let key = self.0.lock().insert(None);
         Ticket {

@@ -157,22 +157,23 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     std::thread::spawn(move || lines.for_each(drop));
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    // Warm a keep-alive connection, reading the body to its end so that it goes back to the pool,
-    // and the sign-up below travels on a connection the server's worker already owns. On a new
-    // connection it could still sit in the accept queue when the signal arrives (on a machine
-    // busy with every other test), and a stopping server drops connections it has not taken up.
-    let warm = http.get(format!("{url}/health/live")).send().await.unwrap();
-    assert_eq!(warm.status(), StatusCode::OK);
-    warm.bytes().await.unwrap();
-    let in_flight = tokio::spawn({
-        let http = http.clone();
-        let url = url.clone();
-        async move {
-            http.post(format!("{url}/auth/signup"))
-                .json(&serde_json::json!({"username": "lastone", "email": "l@example.com", "password": "long enough pw", "display_name": "L"}))
-                .send()
-                .await
-        }
+    // The sign-up travels on a connection the server's worker has already taken up: one that
+    // served a request first. On a new connection it could still sit in the accept queue when the
+    // signal arrives (on a machine busy with every other test), and a stopping server drops
+    // connections it has not taken up. Written by hand on one socket: a pooled client may open a
+    // new connection while the warm one is on its way back to its pool.
+    let mut conn = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let (warm, _) = exchange(&mut conn, "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(warm, 200);
+    let signup = serde_json::json!({"username": "lastone", "email": "l@example.com", "password": "long enough pw", "display_name": "L"}).to_string();
+    let in_flight = tokio::spawn(async move {
+        let request = format!(
+            "POST /auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{signup}",
+            signup.len()
+        );
+        exchange(&mut conn, &request).await
     });
     // Hashing at 150 iterations takes well over a second: the request is surely in flight.
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -181,11 +182,8 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let res = in_flight
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("the in-flight request completes: {e:?}"));
-    assert_eq!(res.status(), StatusCode::CREATED);
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, 201, "the in-flight request completes: {body}");
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
@@ -195,4 +193,34 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         http.get(format!("{url}/health/live")).send().await.is_err(),
         "no longer accepting"
     );
+}
+
+/// Writes `request` on `conn` and reads the response (a `Content-Length` body): status and body.
+async fn exchange(conn: &mut tokio::net::TcpStream, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed before a response head");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while buf.len() < head_end + length {
+        let mut chunk = [0u8; 4096];
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed in the body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
+    (status, body)
 }

@@ -137,7 +137,7 @@ impl Pool {
         }
         replica.metrics.healthy.set(i64::from(healthy));
         // A poisoned lock only means another rebuild panicked; the data it guards is `()`.
-        let _guard = self.rebuild.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = crate::sync::lock(&self.rebuild);
         let snapshot = self
             .replicas
             .iter()

@@ -15,14 +15,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use hyper_util::server::graceful::GracefulConnection;
 use slab::Slab;
 use tokio::sync::Notify;
 
-use crate::timer::WakerId;
+use crate::sync::{WakerId, lock};
 
 /// One worker's connections, for a graceful shutdown; a handle to them, cheap to clone.
 #[derive(Clone, Default)]
@@ -37,13 +37,6 @@ struct Shared {
     ended: Notify,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Slab<Option<Waker>>> {
-        // Poisoned only if a thread panicked while holding it; the slab is still consistent.
-        self.connections.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 impl Drain {
     pub fn new() -> Self {
         Self::default()
@@ -53,7 +46,7 @@ impl Drain {
     /// connection it watches, see [`Ticket::watch`]): take one as soon as a connection is
     /// accepted, so that a shutdown waits for it.
     pub fn ticket(&self) -> Ticket {
-        let key = self.0.lock().insert(None);
+        let key = lock(&self.0.connections).insert(None);
         Ticket {
             key,
             waker: WakerId::NONE,
@@ -63,7 +56,7 @@ impl Drain {
 
     /// Connections counted and not yet ended.
     pub fn count(&self) -> usize {
-        self.0.lock().len()
+        lock(&self.0.connections).len()
     }
 
     /// Tells every connection to shut down gracefully, and resolves once all have ended.
@@ -71,8 +64,7 @@ impl Drain {
     pub async fn shutdown(&self) {
         let shared = &*self.0;
         shared.started.store(true, Ordering::Release);
-        let wakers: Vec<Waker> = shared
-            .lock()
+        let wakers: Vec<Waker> = lock(&shared.connections)
             .iter()
             .filter_map(|(_, w)| w.clone())
             .collect();
@@ -116,7 +108,7 @@ impl Ticket {
         if self.waker == id {
             return false;
         }
-        if let Some(slot) = shared.lock().get_mut(self.key) {
+        if let Some(slot) = lock(&shared.connections).get_mut(self.key) {
             *slot = Some(cx.waker().clone());
         }
         self.waker = id;
@@ -128,7 +120,7 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let shared = &*self.drain;
-        let mut connections = shared.lock();
+        let mut connections = lock(&shared.connections);
         connections.try_remove(self.key);
         if connections.is_empty() && shared.started.load(Ordering::Acquire) {
             shared.ended.notify_one();

@@ -20,6 +20,7 @@ pub mod routes;
 pub mod server;
 pub mod startup;
 pub mod static_files;
+mod sync;
 #[cfg(test)]
 mod testing;
 pub mod timer;

@@ -24,11 +24,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
+
+use crate::sync::{WakerId, lock};
 
 /// How often expired timeouts are woken: the most a timeout fires late.
 pub const TICK: Duration = Duration::from_millis(50);
@@ -112,11 +114,6 @@ impl Timeouts {
     }
 }
 
-fn lock(pending: &Mutex<Slab<Entry>>) -> MutexGuard<'_, Slab<Entry>> {
-    // Poisoned only if a thread panicked while holding it; the slab is still consistent.
-    pending.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Moves the coarse clock and wakes the expired timeouts; false once the timeouts are gone.
 fn fire(shared: &Weak<Shared>) -> bool {
     let Some(shared) = shared.upgrade() else {
@@ -143,22 +140,6 @@ fn fire(shared: &Weak<Shared>) -> bool {
         waker.wake();
     }
     true
-}
-
-/// Which waker a timeout registered, by the identity `Waker::will_wake` compares (its data and
-/// vtable pointers), kept as addresses so that the timeout stays `Send`. Never dereferenced.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct WakerId(usize, usize);
-
-impl WakerId {
-    pub(crate) const NONE: Self = Self(0, 0);
-
-    pub(crate) fn of(waker: &Waker) -> Self {
-        Self(
-            waker.data() as usize,
-            std::ptr::from_ref(waker.vtable()) as usize,
-        )
-    }
 }
 
 /// A pending timeout; see the module comment.

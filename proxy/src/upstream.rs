@@ -247,6 +247,11 @@ impl Upstream {
         Poll::Pending
     }
 
+    /// Idle from now: whatever wakes the connection wakes no one (it catches up when next taken).
+    fn park(&self) {
+        drop(self.wake.task.take());
+    }
+
     /// Whether the connection can take a request now (see [`Link::ready`]).
     fn ready(&mut self, cx: &mut Context<'_>) -> bool {
         match self.poll_as(cx, |link, own| Poll::Ready(link.ready(own))) {
@@ -295,8 +300,7 @@ impl Connections {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Vec<Idle>>> {
-        // Poisoned only if a thread panicked while holding it; the lists are still consistent.
-        self.0.idle.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.0.idle)
     }
 
     /// An idle connection to `replica` ready for a request, if there is one. Those found closed
@@ -326,8 +330,7 @@ impl Connections {
         if !conn.ready(cx) {
             return;
         }
-        // Idle: whatever wakes it now wakes no one (it catches up when next taken).
-        drop(conn.wake.task.take());
+        conn.park();
         let mut all = self.lock();
         if all.len() <= conn.replica {
             all.resize_with(conn.replica + 1, Vec::new);
@@ -563,7 +566,7 @@ mod tests {
 
         // Idle (given back), to no one.
         assert!(conn.ready(&mut cx));
-        drop(conn.wake.task.take());
+        conn.park();
         conn.waker.wake_by_ref();
         assert_eq!(task.count(), 2);
     }

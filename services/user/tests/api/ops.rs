@@ -175,8 +175,9 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         );
         exchange(&mut conn, &request).await
     });
-    // Hashing at 150 iterations takes well over a second: the request is surely in flight.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Hashing at 150 iterations takes about four seconds here, longer on a busy machine: after
+    // two, the request has surely been read and is in flight.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -175,7 +175,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         );
         exchange(&mut conn, &request).await
     });
-    // Hashing at 150 iterations takes about four seconds here, longer on a busy machine: after
+    // Hashing at 150 iterations takes several seconds, longer on a busy machine: after
     // two, the request has surely been read and is in flight.
     tokio::time::sleep(Duration::from_millis(2000)).await;
     let killed = Command::new("kill")

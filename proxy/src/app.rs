@@ -157,15 +157,15 @@ impl App {
             };
         }
         let navigation = is_navigation(request);
-        if let Some(route) = self.routes.lookup(path) {
-            if !(navigation && !file_like(path) && self.static_files.has_index()) {
-                span.record("route", route.pattern.as_str());
-                return Dispatch::Forward {
-                    route: &route.metrics,
-                    pool: &route.pool,
-                    rewrite: None,
-                };
-            }
+        if let Some(route) = self.routes.lookup(path)
+            && !(navigation && !file_like(path) && self.static_files.has_index())
+        {
+            span.record("route", route.pattern.as_str());
+            return Dispatch::Forward {
+                route: &route.metrics,
+                pool: &route.pool,
+                rewrite: None,
+            };
         }
         span.record("route", "static");
         let result = self

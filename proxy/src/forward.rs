@@ -584,10 +584,8 @@ impl HttpBody for UpstreamBody {
                 (Poll::Ready(frame.map(|f| f.map_err(BoxError::from))), over)
             }
         };
-        if over {
-            if let Some(sent) = tracked.sent.take() {
-                let _ = sent.send(());
-            }
+        if over && let Some(sent) = tracked.sent.take() {
+            let _ = sent.send(());
         }
         frame
     }

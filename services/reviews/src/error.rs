@@ -76,12 +76,11 @@ impl From<crate::store::StoreError> for ReviewsError {
 
 impl From<tokio_postgres::Error> for ReviewsError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if let Some(db) = e.as_db_error() {
-            if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
-                && db.constraint() == Some("reviews_one_per_user")
-            {
-                return Self::AlreadyReviewed;
-            }
+        if let Some(db) = e.as_db_error()
+            && db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+            && db.constraint() == Some("reviews_one_per_user")
+        {
+            return Self::AlreadyReviewed;
         }
         // A lost connection, or the server shutting down / refusing: the database is away.
         let class = e.code().map(|c| &c.code()[..2]);

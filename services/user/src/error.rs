@@ -93,10 +93,10 @@ impl ResponseError for UserError {
             tracing::error!(error = ?e, "request failed");
         }
         let mut res = self.body().respond(self.status_code());
-        if let Self::TooManyAttempts { retry_after_secs } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                res.headers_mut().insert(RETRY_AFTER, v);
-            }
+        if let Self::TooManyAttempts { retry_after_secs } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            res.headers_mut().insert(RETRY_AFTER, v);
         }
         res
     }
@@ -110,13 +110,13 @@ impl From<deadpool_postgres::PoolError> for UserError {
 
 impl From<tokio_postgres::Error> for UserError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if let Some(db) = e.as_db_error() {
-            if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
-                match db.constraint() {
-                    Some("users_username_key") => return Self::Taken { field: "username" },
-                    Some("users_email_key") => return Self::Taken { field: "email" },
-                    _ => {}
-                }
+        if let Some(db) = e.as_db_error()
+            && db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+        {
+            match db.constraint() {
+                Some("users_username_key") => return Self::Taken { field: "username" },
+                Some("users_email_key") => return Self::Taken { field: "email" },
+                _ => {}
             }
         }
         // A lost connection, or the server shutting down / refusing: the database is away.

@@ -240,14 +240,14 @@ pub fn validate(path: &Path, format: AudioFormat) -> Result<Probe, String> {
         let declared = stream
             .plausible_declared_frames()
             .filter(|_| stats.reached_end);
-        if let Some(declared) = declared {
-            if stats.frames.saturating_mul(10) < declared.saturating_mul(9) {
-                return Err(format!(
-                    "the {format} file is truncated or damaged: {} of its {declared} audio \
+        if let Some(declared) = declared
+            && stats.frames.saturating_mul(10) < declared.saturating_mul(9)
+        {
+            return Err(format!(
+                "the {format} file is truncated or damaged: {} of its {declared} audio \
                      frames could be read",
-                    stats.frames
-                ));
-            }
+                stats.frames
+            ));
         }
         Ok(stream.probe(&stats))
     })

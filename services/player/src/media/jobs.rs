@@ -327,12 +327,12 @@ impl Processor {
         row.duration_ms = i64::try_from(analysis.duration_ms).unwrap_or(i64::MAX);
         row.stream_url = format!("{base}/songs/{song_id}/stream");
         row.waveform_url = format!("{base}/songs/{song_id}/waveform.json");
-        if row.genre.is_empty() {
-            if let Some(genre) = analysis.tags.genre.as_deref() {
-                row.genre = crate::domain::Genre::parse(genre)
-                    .map(|g| g.into_inner())
-                    .unwrap_or_default();
-            }
+        if row.genre.is_empty()
+            && let Some(genre) = analysis.tags.genre.as_deref()
+        {
+            row.genre = crate::domain::Genre::parse(genre)
+                .map(|g| g.into_inner())
+                .unwrap_or_default();
         }
         if let (true, Some(url)) = (row.artwork_url.is_empty(), artwork) {
             row.artwork_url = url;

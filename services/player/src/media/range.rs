@@ -116,10 +116,10 @@ pub fn evaluate(method_is_get_or_head: bool, res: &Resource<'_>, c: &Conditions<
         if !etag_list_matches(value, current, Comparison::Strong) {
             return Decision::PreconditionFailed;
         }
-    } else if let Some(date) = c.if_unmodified_since.and_then(parse_date) {
-        if modified > date {
-            return Decision::PreconditionFailed;
-        }
+    } else if let Some(date) = c.if_unmodified_since.and_then(parse_date)
+        && modified > date
+    {
+        return Decision::PreconditionFailed;
     }
 
     // Steps 3 and 4: If-None-Match, else If-Modified-Since.
@@ -131,12 +131,11 @@ pub fn evaluate(method_is_get_or_head: bool, res: &Resource<'_>, c: &Conditions<
                 Decision::PreconditionFailed
             };
         }
-    } else if method_is_get_or_head {
-        if let Some(date) = c.if_modified_since.and_then(parse_date) {
-            if modified <= date {
-                return Decision::NotModified;
-            }
-        }
+    } else if method_is_get_or_head
+        && let Some(date) = c.if_modified_since.and_then(parse_date)
+        && modified <= date
+    {
+        return Decision::NotModified;
     }
 
     // Step 5: Range, guarded by If-Range.
@@ -146,10 +145,10 @@ pub fn evaluate(method_is_get_or_head: bool, res: &Resource<'_>, c: &Conditions<
     let Some(range) = c.range else {
         return Decision::Full;
     };
-    if let Some(value) = c.if_range {
-        if !if_range_matches(value, current, modified) {
-            return Decision::Full;
-        }
+    if let Some(value) = c.if_range
+        && !if_range_matches(value, current, modified)
+    {
+        return Decision::Full;
     }
     let Some(specs) = parse_range(range) else {
         return Decision::Full;

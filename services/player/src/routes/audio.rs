@@ -722,10 +722,10 @@ pub async fn secret_token(
 
 /// Removes a deleted song's audio: objects, hash, record, pending job.
 pub async fn forget(state: &AppState, song: i64) {
-    if let Ok(Some(record)) = state.store.audio(song).await {
-        if !record.original_sha256.is_empty() {
-            let _ = state.store.delete_hash(&record.original_sha256).await;
-        }
+    if let Ok(Some(record)) = state.store.audio(song).await
+        && !record.original_sha256.is_empty()
+    {
+        let _ = state.store.delete_hash(&record.original_sha256).await;
     }
     let _ = state.store.delete_audio(song).await;
     if let Ok(jobs) = state.store.jobs().await {

@@ -198,10 +198,10 @@ fn check_header<const N: usize, T: Table<N>>(
 /// A malformed row whose first field is still a positive integer claims that id, so that a later
 /// row with the same id is a duplicate and the rows pointing at it say what became of it.
 fn claim_malformed<const N: usize, T: Table<N>>(table: &T, c: &mut Catalog, first_field: &str) {
-    if let Some(id) = rules::positive_id(first_field) {
-        if table.claim(c, id) {
-            table.rejected(c, id, Reason::MalformedRow);
-        }
+    if let Some(id) = rules::positive_id(first_field)
+        && table.claim(c, id)
+    {
+        table.rejected(c, id, Reason::MalformedRow);
     }
 }
 

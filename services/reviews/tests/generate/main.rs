@@ -308,10 +308,10 @@ fn classify(dir: &Path) -> Classified {
             if out.pairs.contains(&(rv, c)) {
                 why.push("duplicate_rating");
             }
-            if let (Some(a), Some(b)) = (out.char_song.get(&c), out.review_song.get(&rv)) {
-                if a != b {
-                    why.push("characteristic_other_song");
-                }
+            if let (Some(a), Some(b)) = (out.char_song.get(&c), out.review_song.get(&rv))
+                && a != b
+            {
+                why.push("characteristic_other_song");
             }
         }
         if out.record(DataFile::CharacteristicReviews, line, why) {

@@ -36,6 +36,7 @@ pub async fn sign_up(
     let email = Email::parse(&body.email)?;
     let password = Password::parse(&body.password)?;
     let display_name = DisplayName::parse(&body.display_name)?;
+    tracing::debug!("sign-up: hashing the password");
     let hash = state.hasher.hash(password.expose()).await?;
     let client = state.pool.get().await?;
     let profile = store::insert_user(

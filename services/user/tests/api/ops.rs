@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -137,6 +138,11 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         .env("APP__AUTH__ARGON2_ITERATIONS", "150")
         // Room for that hash on a machine busy with every other test.
         .env("APP__SERVER__SHUTDOWN_TIMEOUT_SECS", "120")
+        // What the server and its connections do, for the message should this test fail.
+        .env(
+            "APP__TELEMETRY__LOG_LEVEL",
+            "info,user=debug,actix_server=trace,actix_http=trace",
+        )
         .env(
             "APP__REDIS__KEY_PREFIX",
             shared::test_support::redis_prefix(),
@@ -153,20 +159,26 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
                 .flatten()
         })
         .expect("the service logs its port");
-    // Keep draining its log so it never writes into a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    // Keep draining its output (so it never writes into a full or closed pipe), and keep it: a
+    // failure below shows what the service said.
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    for stream in [
+        Box::new(lines) as Box<dyn Iterator<Item = _> + Send>,
+        Box::new(stderr.map_while(Result::ok)),
+    ] {
+        let output = Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in stream {
+                output.lock().unwrap().push(line);
+            }
+        });
+    }
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    // The sign-up travels on a connection the server's worker has already taken up: one that
-    // served a request first. On a new connection it could still sit in the accept queue when the
-    // signal arrives (on a machine busy with every other test), and a stopping server drops
-    // connections it has not taken up. Written by hand on one socket: a pooled client may open a
-    // new connection while the warm one is on its way back to its pool.
     let mut conn = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
         .await
         .unwrap();
-    let (warm, _) = exchange(&mut conn, "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    assert_eq!(warm, 200);
     let signup = serde_json::json!({"username": "lastone", "email": "l@example.com", "password": "long enough pw", "display_name": "L"}).to_string();
     let in_flight = tokio::spawn(async move {
         let request = format!(
@@ -175,53 +187,100 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         );
         exchange(&mut conn, &request).await
     });
-    // Hashing at 150 iterations takes several seconds, longer on a busy machine: after
-    // two, the request has surely been read and is in flight.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // The signal comes once the service says it is hashing the sign-up's password, which at 150
+    // iterations takes a second or more: the request is then surely in flight, on any machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !output
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|line| line.contains("sign-up: hashing the password"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sign-up never reached the hashing: {}",
+            output.lock().unwrap().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let (status, body) = in_flight.await.unwrap();
-    assert_eq!(status, 201, "the in-flight request completes: {body}");
+    let answer = in_flight.await.unwrap();
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
         .unwrap();
-    assert!(status.success(), "{status:?}");
+    // The output threads end with the process.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let said = || output.lock().unwrap().join("\n");
+    match answer {
+        Ok((201, _)) => {}
+        other => panic!(
+            "the in-flight request completes: {other:?}; the service exited with {status:?} after saying:\n{}",
+            said()
+        ),
+    }
+    assert!(
+        status.success(),
+        "{status:?}; the service said:\n{}",
+        said()
+    );
+    let at = |what: &str| output.lock().unwrap().iter().position(|l| l.contains(what));
+    let (signal, created) = (at("SIGTERM received"), at("account created"));
+    assert!(
+        signal.is_some() && created.is_some() && signal < created,
+        "the request was still in flight when the signal came:\n{}",
+        said()
+    );
     assert!(
         http.get(format!("{url}/health/live")).send().await.is_err(),
         "no longer accepting"
     );
 }
 
-/// Writes `request` on `conn` and reads the response (a `Content-Length` body): status and body.
-async fn exchange(conn: &mut tokio::net::TcpStream, request: &str) -> (u16, String) {
+/// Writes `request` on `conn` and reads the response (a `Content-Length` body): status and body,
+/// or what went wrong.
+async fn exchange(
+    conn: &mut tokio::net::TcpStream,
+    request: &str,
+) -> Result<(u16, String), String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    conn.write_all(request.as_bytes()).await.unwrap();
+    conn.write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("cannot write the request: {e}"))?;
     let mut buf = Vec::new();
+    let mut read = async |buf: &mut Vec<u8>, what: &str| {
+        let mut chunk = [0u8; 4096];
+        match conn.read(&mut chunk).await {
+            Ok(0) => Err(format!("the connection closed {what}")),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            Err(e) => Err(format!("cannot read {what}: {e}")),
+        }
+    };
     let head_end = loop {
         if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break at + 4;
         }
-        let mut chunk = [0u8; 4096];
-        let n = conn.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "the connection closed before a response head");
-        buf.extend_from_slice(&chunk[..n]);
+        read(&mut buf, "before a response head").await?;
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-    let status = head[9..12].parse().unwrap();
+    let status = head[9..12]
+        .parse()
+        .map_err(|_| format!("a bad head: {head}"))?;
     let length: usize = head
         .lines()
         .find_map(|l| l.strip_prefix("content-length:"))
-        .map_or(0, |v| v.trim().parse().unwrap());
+        .map_or(Ok(0), |v| v.trim().parse())
+        .map_err(|_| format!("a bad length: {head}"))?;
     while buf.len() < head_end + length {
-        let mut chunk = [0u8; 4096];
-        let n = conn.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "the connection closed in the body");
-        buf.extend_from_slice(&chunk[..n]);
+        read(&mut buf, "in the body").await?;
     }
     let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
-    (status, body)
+    Ok((status, body))
 }

@@ -4,9 +4,11 @@
 #  - GET /users/{id} over 10,000 users with a warm cache, ids drawn uniformly from a URL file;
 #  - three targets, one after the other, with the same backends: direct (the URL file alternates
 #    the two replicas, oha draws from it at random), nginx (from apt, config generated below:
-#    upstream block with both replicas, keepalive 64, HTTP/1.1, `Connection ""`, round robin,
-#    worker_processes 2, no access log) and our proxy (release build, 2 runtime threads); with
-#    PROXY_BASELINE, a fourth: another build of our proxy (see below);
+#    upstream block with both replicas, keepalive 512 (idle connections kept per worker: ours
+#    keeps up to 256 per replica), HTTP/1.1, `Connection ""`, round robin, the same forwarded
+#    headers, request id and a `traceparent` as ours sends, worker_processes 2, no access log)
+#    and our proxy (release build, 2 runtime threads); with PROXY_BASELINE, a fourth: another
+#    build of our proxy (see below);
 #  - for each offered rate, each target at that fixed rate with latency correction
 #    (`oha -z SECS -q RATE -c 64 --latency-correction`), then each target unthrottled
 #    (`oha -z MAX_SECS -c 64`) for the maximum throughput;
@@ -16,7 +18,13 @@
 # Raw oha output (JSON) lands in loadtest/out/proxy/, the summary on stdout and in
 # loadtest/out/proxy/summary.md.
 #
-# Usage: [PROXY_BASELINE=binary] loadtest/proxy/bench.sh [rates] [seconds] [max_seconds] [rounds]
+# With PIN=1, the proxies get a core of their own: ours (1 runtime thread), nginx
+# (worker_processes 1) and the baseline run on CPU 1, the generator and the replicas on CPU 0 (for
+# direct access as well). That is the setup the overhead target assumes (a proxy on cores of its
+# own), in miniature, and it keeps the generator's and the replicas' work off the proxy's core.
+# Every run also records the CPU time each proxy spent (user + system, from /proc) per request.
+#
+# Usage: [PIN=1] [PROXY_BASELINE=binary] loadtest/proxy/bench.sh [rates] [seconds] [max_seconds] [rounds]
 #        (defaults: "5000 10000" 20 10 1)
 # Run it under the machine's benchmark lock: flock /tmp/bench.lock loadtest/proxy/bench.sh
 # Needs: PostgreSQL and Redis as for the tests, oha (`cargo install oha --locked`), nginx
@@ -33,6 +41,15 @@ nginx_port=18090
 db="bench_proxy_$(date +%s)"
 out=loadtest/out/proxy
 rm -rf "$out" && mkdir -p "$out/nginx"
+if [ "${PIN:-}" = 1 ]; then
+  on_generator_cpus=(taskset -c 0)
+  on_proxy_cpus=(taskset -c 1)
+  proxy_workers=1
+else
+  on_generator_cpus=()
+  on_proxy_cpus=()
+  proxy_workers=2
+fi
 
 cargo build --release -q -p user -p proxy
 # Two user-service replicas sharing one database and one Redis key prefix, one worker each.
@@ -48,25 +65,28 @@ start_proxy() { # $1 = binary, $2 = port, $3 = target name (its URL file and log
   sed "s|^|http://127.0.0.1:$2/users/|" <<<"$ids" > "$out/$3.urls"
   APP__SERVER__PORT=$2 APP__SERVER__HOST=127.0.0.1 APP__TELEMETRY__LOG_LEVEL=warn \
     APP__POOLS__USER=$upstreams APP__POOLS__PLAYER=$upstreams APP__POOLS__REVIEWS=$upstreams \
-    APP__STATIC_FILES__DIR="$out/no-web-client" "$1" > "$out/$3.log" 2>&1 &
+    APP__SERVER__WORKERS=$proxy_workers APP__STATIC_FILES__DIR="$out/no-web-client" \
+    ${on_proxy_cpus[@]+"${on_proxy_cpus[@]}"} "$1" > "$out/$3.log" 2>&1 &
   pids+=($!)
   wait_ready "localhost:$2/health/ready"
 }
 start_proxy target/release/proxy "$proxy_port" proxy
 proxy_pid=${pids[-1]}
+declare -A target_pids=([proxy]=$proxy_pid)
 
 # Optionally a second build of our proxy (PROXY_BASELINE=path/to/binary), measured as a fourth
 # target "baseline" in the same rounds: a before/after comparison of two builds on one machine.
 targets=(direct nginx proxy)
 if [ -n "${PROXY_BASELINE:-}" ]; then
   start_proxy "$PROXY_BASELINE" 18084 baseline
+  target_pids[baseline]=${pids[-1]}
   targets+=(baseline)
 fi
 
 # nginx, configured the same way.
 cat > "$out/nginx/nginx.conf" <<EOF
 daemon off;
-worker_processes 2;
+worker_processes $proxy_workers;
 pid $PWD/$out/nginx/nginx.pid;
 error_log $PWD/$out/nginx/error.log warn;
 events { worker_connections 4096; }
@@ -81,7 +101,7 @@ http {
   upstream user {
     server 127.0.0.1:${replica_ports[0]} max_fails=3 fail_timeout=2s;
     server 127.0.0.1:${replica_ports[1]} max_fails=3 fail_timeout=2s;
-    keepalive 64;
+    keepalive 512;
     keepalive_requests 1000000;
   }
   server {
@@ -95,6 +115,9 @@ http {
       proxy_set_header X-Forwarded-Proto \$scheme;
       proxy_set_header X-Forwarded-Host \$host;
       proxy_set_header X-Request-Id \$request_id;
+      # Ours passes on a W3C trace context, and the replicas parse it (about 3 % of their
+      # throughput): nginx sends one as well, so both ask the same of the backends.
+      proxy_set_header traceparent "00-\$request_id-00f067aa0ba902b7-01";
       proxy_connect_timeout 1s;
       proxy_read_timeout 30s;
       proxy_next_upstream error timeout;
@@ -103,9 +126,18 @@ http {
 }
 EOF
 nginx -t -e "$PWD/$out/nginx/error.log" -c "$PWD/$out/nginx/nginx.conf" 2>"$out/nginx/test.log" || { cat "$out/nginx/test.log"; exit 1; }
-nginx -e "$PWD/$out/nginx/error.log" -c "$PWD/$out/nginx/nginx.conf" &
+${on_proxy_cpus[@]+"${on_proxy_cpus[@]}"} nginx -e "$PWD/$out/nginx/error.log" -c "$PWD/$out/nginx/nginx.conf" &
 pids+=($!)
 wait_ready "localhost:$nginx_port/health/live"
+target_pids[nginx]="$(cat "$out/nginx/nginx.pid") $(pgrep -P "$(cat "$out/nginx/nginx.pid")" | tr '\n' ' ')"
+
+cpu_ticks() { # $@ = pids: their user + system time, in clock ticks
+  local total=0 p
+  for p in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
 
 run() { # $1 = target, $2 = rate or "max", $3 = round
   local file="$out/$1-$2-r$3.json" rate_args=()
@@ -114,12 +146,18 @@ run() { # $1 = target, $2 = rate or "max", $3 = round
   else
     rate_args=(-z "${secs}s" -q "$2" --latency-correction)
   fi
-  local opens_before opens_after
+  local opens_before opens_after cpu_before=0
+  # shellcheck disable=SC2086 # a list of pids
+  [ "$1" = direct ] || cpu_before=$(cpu_ticks ${target_pids[$1]})
   opens_before=$(nstat -az TcpPassiveOpens | awk '/TcpPassiveOpens/ {print $2}')
-  oha --no-tui --ipv4 "${rate_args[@]}" -c 64 --output-format json \
+  ${on_generator_cpus[@]+"${on_generator_cpus[@]}"} oha --no-tui --ipv4 "${rate_args[@]}" -c 64 --output-format json \
     --urls-from-file "$out/$1.urls" > "$file"
   opens_after=$(nstat -az TcpPassiveOpens | awk '/TcpPassiveOpens/ {print $2}')
   echo "$((opens_after - opens_before))" > "$out/$1-$2-r$3.opens"
+  # shellcheck disable=SC2086
+  if [ "$1" != direct ]; then
+    echo "$(($(cpu_ticks ${target_pids[$1]}) - cpu_before)) $(getconf CLK_TCK)" > "$out/$1-$2-r$3.cpu"
+  fi
   python3 - "$file" "$1" "$2" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -161,11 +199,20 @@ out, rates, rounds = sys.argv[1], sys.argv[2].split() + ["max"], int(sys.argv[3]
 targets = sys.argv[4:]
 def label(rate):
     return "unthrottled" if rate == "max" else f"{int(rate):,} req/s"
+def cpu_per_request(path, requests):
+    """The proxy's user + system CPU time per request in µs (None for direct access)."""
+    try:
+        ticks, hz = map(int, open(path).read().split())
+    except FileNotFoundError:
+        return None
+    return ticks / hz * 1e6 / max(requests, 1)
+def us(cpu):
+    return "–" if cpu is None else f"{cpu:.1f} µs"
 rows = {}
 for r in range(1, rounds + 1):
     print(f"Round {r}:\n")
-    print("| offered | target | achieved req/s | p50 | p99 | 2xx | errors | cut off by the deadline | TCP connections accepted (machine-wide) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| offered | target | achieved req/s | p50 | p99 | 2xx | errors | cut off by the deadline | TCP connections accepted (machine-wide) | proxy CPU per request |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for rate in rates:
         for t in targets:
             d = json.load(open(f"{out}/{t}-{rate}-r{r}.json"))
@@ -176,24 +223,30 @@ for r in range(1, rounds + 1):
             p = d["latencyPercentiles"]
             rps = d["summary"]["requestsPerSec"]
             opens = open(f"{out}/{t}-{rate}-r{r}.opens").read().strip()
-            rows.setdefault((rate, t), []).append((rps, p["p50"] * 1000, p["p99"] * 1000, bad))
-            print(f"| {label(rate)} | {t} | {rps:,.0f} | {p['p50']*1000:.2f} ms | {p['p99']*1000:.2f} ms | {ok:,} | {bad} | {cut} | {opens} |")
+            cpu = cpu_per_request(f"{out}/{t}-{rate}-r{r}.cpu", ok + bad)
+            rows.setdefault((rate, t), []).append((rps, p["p50"] * 1000, p["p99"] * 1000, bad, cpu))
+            print(f"| {label(rate)} | {t} | {rps:,.0f} | {p['p50']*1000:.2f} ms | {p['p99']*1000:.2f} ms | {ok:,} | {bad} | {cut} | {opens} | {us(cpu)} |")
     m = {t: rows[("max", t)][-1][0] for t in targets}
     print(f"\nUnthrottled: proxy/nginx = {m['proxy']/m['nginx']:.2f}, proxy/direct = "
           f"{m['proxy']/m['direct']:.2f}, nginx/direct = {m['nginx']/m['direct']:.2f}\n")
 if rounds > 1:
     print(f"Medians over {rounds} rounds:\n")
-    print("| offered | target | achieved req/s | p50 | p99 | errors (all rounds) |")
-    print("|---|---|---|---|---|---|")
+    print("| offered | target | achieved req/s | p50 | p99 | errors (all rounds) | proxy CPU per request |")
+    print("|---|---|---|---|---|---|---|")
     for rate in rates:
         for t in targets:
             v = rows[(rate, t)]
             med = lambda i: statistics.median(x[i] for x in v)
-            print(f"| {label(rate)} | {t} | {med(0):,.0f} | {med(1):.2f} ms | {med(2):.2f} ms | {sum(x[3] for x in v)} |")
+            cpu = None if t == "direct" else med(4)
+            print(f"| {label(rate)} | {t} | {med(0):,.0f} | {med(1):.2f} ms | {med(2):.2f} ms | {sum(x[3] for x in v)} | {us(cpu)} |")
     ratios = [rows[("max", "proxy")][i][0] / rows[("max", "nginx")][i][0] for i in range(rounds)]
     direct = [rows[("max", "proxy")][i][0] / rows[("max", "direct")][i][0] for i in range(rounds)]
     print(f"\nUnthrottled proxy/nginx by round: {', '.join(f'{x:.2f}' for x in ratios)} "
           f"(median {statistics.median(ratios):.2f}); proxy/direct median {statistics.median(direct):.2f}")
+    print("\nProxy CPU per request, proxy/nginx by round (below 1: ours spends less):\n")
+    for rate in rates:
+        c = [rows[(rate, "proxy")][i][4] / rows[(rate, "nginx")][i][4] for i in range(rounds)]
+        print(f"- {label(rate)}: {', '.join(f'{x:.2f}' for x in c)} (median {statistics.median(c):.2f})")
     print("\np99, proxy/nginx by round (below 1: ours is lower):\n")
     for rate in rates:
         p99 = [rows[(rate, "proxy")][i][2] / rows[(rate, "nginx")][i][2] for i in range(rounds)]

@@ -1,7 +1,8 @@
 # Sourced by the proxy benchmarks: two user-service replicas (release build, one actix worker
 # each) sharing one new database and one Redis key prefix, 10,000 users inserted and each read once
 # through each replica (warm near caches). Expects `replica_ports` (two ports), `db` and `out` set,
-# the release binaries built, and the caller's `pids` array and EXIT trap (see `cleanup` below).
+# the release binaries built, and the caller's `pids` array and EXIT trap (see `cleanup` below);
+# `on_generator_cpus` (optional) is a command prefix the replicas run under (e.g. `taskset -c 0`).
 # Leaves the user ids in `ids`.
 
 pids=()
@@ -19,7 +20,8 @@ wait_ready() { # $1 = url
 for port in "${replica_ports[@]}"; do
   APP__SERVER__PORT=$port APP__SERVER__WORKERS=1 APP__POSTGRES__DATABASE=$db \
     APP__REDIS__KEY_PREFIX="bench:$db:" APP__TELEMETRY__LOG_LEVEL=warn \
-    APP__AUTH__DEV_KEY_PATH="$out/key.pem" target/release/user > "$out/user-$port.log" 2>&1 &
+    APP__AUTH__DEV_KEY_PATH="$out/key.pem" ${on_generator_cpus[@]+"${on_generator_cpus[@]}"} \
+    target/release/user > "$out/user-$port.log" 2>&1 &
   pids+=($!)
   wait_ready "localhost:$port/health/ready"
 done

@@ -163,29 +163,31 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     // failure below shows what the service said.
     let output = Arc::new(Mutex::new(Vec::new()));
     let stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    for stream in [
+    let readers: Vec<_> = [
         Box::new(lines) as Box<dyn Iterator<Item = _> + Send>,
         Box::new(stderr.map_while(Result::ok)),
-    ] {
+    ]
+    .into_iter()
+    .map(|stream| {
         let output = Arc::clone(&output);
         std::thread::spawn(move || {
             for line in stream {
                 output.lock().unwrap().push(line);
             }
-        });
-    }
+        })
+    })
+    .collect();
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut conn = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
-        .await
-        .unwrap();
-    let signup = serde_json::json!({"username": "lastone", "email": "l@example.com", "password": "long enough pw", "display_name": "L"}).to_string();
-    let in_flight = tokio::spawn(async move {
-        let request = format!(
-            "POST /auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{signup}",
-            signup.len()
-        );
-        exchange(&mut conn, &request).await
+    let in_flight = tokio::spawn({
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            http.post(format!("{url}/auth/signup"))
+                .json(&serde_json::json!({"username": "lastone", "email": "l@example.com", "password": "long enough pw", "display_name": "L"}))
+                .send()
+                .await
+        }
     });
     // The signal comes once the service says it is hashing the sign-up's password, which at 150
     // iterations takes a second or more: the request is then surely in flight, on any machine.
@@ -208,16 +210,19 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let answer = in_flight.await.unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    // The output threads end with the process.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let answer = in_flight.await.unwrap().map(|res| res.status());
+    // The output ends with the process, and so do the threads reading it.
+    let status = tokio::task::spawn_blocking(move || {
+        let status = child.wait();
+        readers.into_iter().for_each(|r| r.join().unwrap());
+        status
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let said = || output.lock().unwrap().join("\n");
     match answer {
-        Ok((201, _)) => {}
+        Ok(StatusCode::CREATED) => {}
         other => panic!(
             "the in-flight request completes: {other:?}; the service exited with {status:?} after saying:\n{}",
             said()
@@ -239,48 +244,4 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         http.get(format!("{url}/health/live")).send().await.is_err(),
         "no longer accepting"
     );
-}
-
-/// Writes `request` on `conn` and reads the response (a `Content-Length` body): status and body,
-/// or what went wrong.
-async fn exchange(
-    conn: &mut tokio::net::TcpStream,
-    request: &str,
-) -> Result<(u16, String), String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    conn.write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("cannot write the request: {e}"))?;
-    let mut buf = Vec::new();
-    let mut read = async |buf: &mut Vec<u8>, what: &str| {
-        let mut chunk = [0u8; 4096];
-        match conn.read(&mut chunk).await {
-            Ok(0) => Err(format!("the connection closed {what}")),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                Ok(())
-            }
-            Err(e) => Err(format!("cannot read {what}: {e}")),
-        }
-    };
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        read(&mut buf, "before a response head").await?;
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-    let status = head[9..12]
-        .parse()
-        .map_err(|_| format!("a bad head: {head}"))?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map_or(Ok(0), |v| v.trim().parse())
-        .map_err(|_| format!("a bad length: {head}"))?;
-    while buf.len() < head_end + length {
-        read(&mut buf, "in the body").await?;
-    }
-    let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
-    Ok((status, body))
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -61,8 +61,10 @@ pub async fn serve(
         let spawned = std::thread::Builder::new()
             .name(format!("proxy-worker-{index}"))
             .spawn(move || {
+                // No time driver: it would cost every park of the runtime (see `timer.rs`);
+                // the worker's sleeps are its coarse `Timeouts`.
                 match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
+                    .enable_io()
                     .build()
                 {
                     Ok(runtime) => runtime.block_on(worker(rx, app, drain)),
@@ -141,10 +143,10 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
     // connections past their timeout are closed.
     let _metrics = app.metrics().thread_local();
     let sweep = upstream.clone();
+    let ticks = timeouts.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(metrics::FLUSH_INTERVAL);
         loop {
-            tick.tick().await;
+            ticks.sleep(metrics::FLUSH_INTERVAL).await;
             metrics::flush_thread_local();
             sweep.sweep();
         }
@@ -155,8 +157,8 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
     // hyper's vectored queue costs more to keep than the copy does.
     let mut http1 = http1::Builder::new();
     http1.keep_alive(true).writev(false);
-    let mut http2 = http2::Builder::new(TokioExecutor::new());
-    http2.timer(TokioTimer::new());
+    // No timer for HTTP/2 either: none of its timed features (keep-alive pings) is used.
+    let http2 = http2::Builder::new(TokioExecutor::new());
     let connections_open = Drain::new();
 
     while let Some((stream, peer)) = connections.recv().await {
@@ -191,8 +193,12 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
         let limits = app.limits;
         tokio::spawn(async move {
             // Until its first bytes arrive a connection is idle: the watchdog closes it in time.
-            let http2_preface =
-                watchdog::watch(speaks_http2(&stream), &activity, &timeouts, limits);
+            let http2_preface = watchdog::watch(
+                speaks_http2(&stream, &timeouts),
+                &activity,
+                &timeouts,
+                limits,
+            );
             let outcome = match http2_preface.await {
                 None => None,
                 Some(Err(e)) => Some(Err(e.into())),
@@ -229,7 +235,7 @@ async fn worker(mut connections: mpsc::UnboundedReceiver<Handoff>, app: Arc<App>
     let open = connections_open.count();
     tokio::select! {
         () = connections_open.shutdown() => tracing::debug!(connections = open, "worker drained"),
-        () = tokio::time::sleep(drain) => tracing::warn!(
+        () = timeouts.sleep(drain) => tracing::warn!(
             deadline_secs = drain.as_secs(),
             "drain deadline passed; cutting the remaining connections"
         ),
@@ -249,7 +255,7 @@ struct Connection {
 /// the protocol's own code reads them again; that way an HTTP/1 connection's reads go straight to
 /// the socket rather than through a layer that replays a prefix (as hyper-util's automatic
 /// builder does, at a cost on every request).
-async fn speaks_http2(stream: &TcpStream) -> std::io::Result<bool> {
+async fn speaks_http2(stream: &TcpStream, timeouts: &Timeouts) -> std::io::Result<bool> {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let mut buf = [0u8; PREFACE.len()];
     loop {
@@ -262,7 +268,8 @@ async fn speaks_http2(stream: &TcpStream) -> std::io::Result<bool> {
             return Ok(true);
         }
         // Part of the preface so far. Peeking does not consume, so the socket stays readable:
-        // wait a little rather than spin. (A caller that stops here is closed by the watchdog.)
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // wait a tick or two rather than spin. (A caller that stops here is closed by the
+        // watchdog.)
+        timeouts.sleep(Duration::ZERO).await;
     }
 }

@@ -5,9 +5,15 @@
 //! timeout. With tokio's timer that is a timer-wheel insertion and removal under the driver's
 //! lock: 2 % of the proxy's instructions per request (`loadtest/results/proxy.md`). Here a timeout
 //! is an entry in its worker thread's slab, registered on its first poll and removed when dropped;
-//! a ticker task on the same thread wakes the expired ones every [`TICK`]. A timeout therefore
-//! fires up to one tick late (two for [`Timeouts::sleep`], counted from the coarse clock), and not
-//! early.
+//! one ticker thread for the whole process wakes the expired ones every [`TICK`]. A timeout
+//! therefore fires up to one tick late (two for [`Timeouts::sleep`], counted from the coarse
+//! clock), and not early.
+//!
+//! The ticker is a thread rather than a task so that the worker runtimes need no timer of their
+//! own: a runtime with tokio's time driver pays for it on every park (its lock, the wheel's next
+//! deadline, two clock reads), which at moderate rates is twice a request; about 1,900
+//! instructions per request at 400 req/s (`loadtest/results/proxy.md`). Every sleep on a worker
+//! thread goes through [`Timeouts`] instead.
 //!
 //! A pending timeout is polled again and again (a request's response timeout each time its task
 //! runs, a connection's watchdog on every poll of the connection): once registered, a poll only
@@ -18,13 +24,13 @@
 //! time to within a tick (how long an upstream connection has been idle) and is done for every
 //! request: a clock read costs more than the rest of it.
 //!
-//! Each worker thread has its own [`Timeouts`]. The lock around them is never contended; it is
-//! there because hyper's server asks for `Send` futures.
+//! Each worker thread has its own [`Timeouts`]. The lock around them is taken by that thread and,
+//! once a tick, by the ticker.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, Once, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -58,8 +64,8 @@ struct Entry {
 }
 
 impl Timeouts {
-    /// New timeouts, with their ticker spawned on the current tokio runtime; the ticker stops
-    /// once every handle (and every timeout made from one) is dropped.
+    /// New timeouts, served by the process's ticker thread (started with the first of them); the
+    /// ticker forgets them once every handle (and every timeout made from one) is dropped.
     pub fn start() -> Self {
         let timeouts = Self {
             shared: Arc::new(Shared {
@@ -69,22 +75,25 @@ impl Timeouts {
                 epoch: Instant::now(),
             }),
         };
-        let shared = Arc::downgrade(&timeouts.shared);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(TICK);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if !fire(&shared) {
-                    break;
-                }
+        lock(&TICKED).push(Arc::downgrade(&timeouts.shared));
+        TICKER.call_once(|| {
+            let spawned = std::thread::Builder::new()
+                .name("proxy-ticker".into())
+                .spawn(|| {
+                    loop {
+                        std::thread::sleep(TICK);
+                        lock(&TICKED).retain(fire);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the ticker thread: timeouts will not fire");
             }
         });
         timeouts
     }
 
     /// The time at the ticker's last tick: up to a [`TICK`] behind the clock (more only when the
-    /// thread is too busy to run the ticker on time), never ahead of it.
+    /// machine is too busy to run the ticker on time), never ahead of it.
     pub fn now(&self) -> Instant {
         let shared = &*self.shared;
         shared.epoch + Duration::from_nanos(shared.ticked.load(Ordering::Relaxed))
@@ -92,7 +101,7 @@ impl Timeouts {
 
     /// A timeout that resolves once `duration` has passed, counted from the coarse clock plus
     /// the tick it may be behind: up to two [`TICK`]s later, and without a clock read. (Early
-    /// only if the thread was too busy to run its ticker for longer than a tick, by the excess.)
+    /// only if the ticker could not run for longer than a tick, by the excess.)
     pub fn sleep(&self, duration: Duration) -> Timeout {
         self.sleep_until(self.now() + TICK + duration)
     }
@@ -113,6 +122,10 @@ impl Timeouts {
         lock(&self.shared.pending).len()
     }
 }
+
+/// The timeouts the ticker serves, each until it is gone.
+static TICKED: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+static TICKER: Once = Once::new();
 
 /// Moves the coarse clock and wakes the expired timeouts; false once the timeouts are gone.
 fn fire(shared: &Weak<Shared>) -> bool {
@@ -135,7 +148,7 @@ fn fire(shared: &Weak<Shared>) -> bool {
     // Marked fired (under the lock) before the count moves, and the count moves before the
     // wake-ups: a timeout woken by this looks again under the lock.
     shared.firings.fetch_add(1, Ordering::Release);
-    // Woken outside the lock: a woken task may be polled on another thread (tests' runtimes).
+    // Woken outside the slab's lock: the woken task's thread polls it, and may be polling it now.
     for waker in expired {
         waker.wake();
     }

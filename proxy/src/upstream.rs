@@ -435,12 +435,13 @@ impl Connections {
 
     /// A new connection to `replica`.
     async fn connect(&self, replica: &Replica) -> Result<Box<Upstream>, ConnectError> {
-        let stream = tokio::time::timeout(
-            self.0.connect_timeout,
-            TcpStream::connect(replica.addr.as_str()),
-        )
-        .await
-        .map_err(|_| ConnectError::Timeout(self.0.connect_timeout))??;
+        // On the worker's coarse timeouts (up to two ticks late): its runtime has no timer.
+        let stream = tokio::select! {
+            connected = TcpStream::connect(replica.addr.as_str()) => connected?,
+            () = self.0.timeouts.sleep(self.0.connect_timeout) => {
+                return Err(ConnectError::Timeout(self.0.connect_timeout));
+            }
+        };
         stream.set_nodelay(true)?;
         let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
         socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;

@@ -227,6 +227,23 @@ mod tests {
         assert_eq!(timeouts.armed(), 0, "a finished timeout leaves no entry");
     }
 
+    #[test]
+    fn timeouts_fire_in_a_runtime_without_a_timer() {
+        // As the proxy's worker threads run them: I/O driver only.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("a runtime");
+        let waited = runtime.block_on(async {
+            let timeouts = Timeouts::start();
+            let started = Instant::now();
+            timeouts.sleep(Duration::from_millis(60)).await;
+            started.elapsed()
+        });
+        assert!(waited >= Duration::from_millis(60), "{waited:?}");
+        assert!(waited <= Duration::from_millis(60) + TICK * 4, "{waited:?}");
+    }
+
     #[tokio::test]
     async fn a_dropped_timeout_leaves_no_entry_and_the_rest_still_fire() {
         let timeouts = Timeouts::start();

@@ -83,48 +83,9 @@ if [ -n "${PROXY_BASELINE:-}" ]; then
   targets+=(baseline)
 fi
 
-# nginx, configured the same way.
-cat > "$out/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes $proxy_workers;
-pid $PWD/$out/nginx/nginx.pid;
-error_log $PWD/$out/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $PWD/$out/nginx/body;
-  proxy_temp_path $PWD/$out/nginx/proxy;
-  fastcgi_temp_path $PWD/$out/nginx/fastcgi;
-  uwsgi_temp_path $PWD/$out/nginx/uwsgi;
-  scgi_temp_path $PWD/$out/nginx/scgi;
-  keepalive_requests 1000000;
-  upstream user {
-    server 127.0.0.1:${replica_ports[0]} max_fails=3 fail_timeout=2s;
-    server 127.0.0.1:${replica_ports[1]} max_fails=3 fail_timeout=2s;
-    keepalive 512;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://user;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$remote_addr;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$host;
-      proxy_set_header X-Request-Id \$request_id;
-      # Ours passes on a W3C trace context, and the replicas parse it (about 3 % of their
-      # throughput): nginx sends one as well, so both ask the same of the backends.
-      proxy_set_header traceparent "00-\$request_id-00f067aa0ba902b7-01";
-      proxy_connect_timeout 1s;
-      proxy_read_timeout 30s;
-      proxy_next_upstream error timeout;
-    }
-  }
-}
-EOF
+# nginx, configured the same way (nginx.sh).
+source loadtest/proxy/nginx.sh
+write_nginx_conf "$nginx_port" "$proxy_workers"
 nginx -t -e "$PWD/$out/nginx/error.log" -c "$PWD/$out/nginx/nginx.conf" 2>"$out/nginx/test.log" || { cat "$out/nginx/test.log"; exit 1; }
 ${on_proxy_cpus[@]+"${on_proxy_cpus[@]}"} nginx -e "$PWD/$out/nginx/error.log" -c "$PWD/$out/nginx/nginx.conf" &
 pids+=($!)

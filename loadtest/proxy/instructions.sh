@@ -81,9 +81,8 @@ done
 if [ "${NGINX:-}" = 1 ]; then
   # bench.sh's configuration, with one worker process run in the foreground (no master), so
   # that callgrind follows the process that serves.
-  mkdir -p "$out/nginx"
-  proxy_workers=1
-  eval "$(sed -n '/^cat > "\$out\/nginx\/nginx.conf" <<EOF/,/^EOF$/p' loadtest/proxy/bench.sh)"
+  source loadtest/proxy/nginx.sh
+  write_nginx_conf "$nginx_port" 1
   sed -i '1i master_process off;' "$out/nginx/nginx.conf"
   sed "s|^|http://127.0.0.1:$nginx_port/users/|" <<<"$ids" > "$out/nginx.urls"
   rm -f "$out"/callgrind.out*

@@ -100,6 +100,14 @@ cpu_ticks() { # $@ = pids: their user + system time, in clock ticks
   echo "$total"
 }
 
+sched_stats() { # $@ = pids: over all their threads, nanoseconds spent runnable but waiting for a
+  # CPU (the run queue: what a busy machine adds to a proxy's latency), and times put on a CPU
+  # (about one per wake-up), from /proc/<pid>/task/<tid>/schedstat
+  local p
+  for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null || true; done |
+    awk '{wait += $2; slices += $3} END {printf "%d %d\n", wait, slices}'
+}
+
 run() { # $1 = target, $2 = rate or "max", $3 = round
   local file="$out/$1-$2-r$3.json" rate_args=()
   if [ "$2" = max ]; then
@@ -107,9 +115,12 @@ run() { # $1 = target, $2 = rate or "max", $3 = round
   else
     rate_args=(-z "${secs}s" -q "$2" --latency-correction)
   fi
-  local opens_before opens_after cpu_before=0
+  local opens_before opens_after cpu_before=0 sched_before="0 0"
   # shellcheck disable=SC2086 # a list of pids
-  [ "$1" = direct ] || cpu_before=$(cpu_ticks ${target_pids[$1]})
+  if [ "$1" != direct ]; then
+    cpu_before=$(cpu_ticks ${target_pids[$1]})
+    sched_before=$(sched_stats ${target_pids[$1]})
+  fi
   opens_before=$(nstat -az TcpPassiveOpens | awk '/TcpPassiveOpens/ {print $2}')
   ${on_generator_cpus[@]+"${on_generator_cpus[@]}"} oha --no-tui --ipv4 "${rate_args[@]}" -c 64 --output-format json \
     --urls-from-file "$out/$1.urls" > "$file"
@@ -118,6 +129,7 @@ run() { # $1 = target, $2 = rate or "max", $3 = round
   # shellcheck disable=SC2086
   if [ "$1" != direct ]; then
     echo "$(($(cpu_ticks ${target_pids[$1]}) - cpu_before)) $(getconf CLK_TCK)" > "$out/$1-$2-r$3.cpu"
+    echo "$sched_before $(sched_stats ${target_pids[$1]})" > "$out/$1-$2-r$3.sched"
   fi
   python3 - "$file" "$1" "$2" <<'PY'
 import json, sys
@@ -169,11 +181,22 @@ def cpu_per_request(path, requests):
     return ticks / hz * 1e6 / max(requests, 1)
 def us(cpu):
     return "–" if cpu is None else f"{cpu:.1f} µs"
+def sched_per_request(path, requests):
+    """The proxy's run-queue wait per request in µs, and its times put on a CPU per request
+    (None, None for direct access)."""
+    try:
+        w0, s0, w1, s1 = map(int, open(path).read().split())
+    except FileNotFoundError:
+        return None, None
+    n = max(requests, 1)
+    return (w1 - w0) / 1e3 / n, (s1 - s0) / n
+def waits(wait, slices):
+    return "–" if wait is None else f"{wait:.1f} µs, {slices:.2f}"
 rows = {}
 for r in range(1, rounds + 1):
     print(f"Round {r}:\n")
-    print("| offered | target | achieved req/s | p50 | p99 | 2xx | errors | cut off by the deadline | TCP connections accepted (machine-wide) | proxy CPU per request |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| offered | target | achieved req/s | p50 | p99 | 2xx | errors | cut off by the deadline | TCP connections accepted (machine-wide) | proxy CPU per request | proxy run-queue wait, times on a CPU, per request |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for rate in rates:
         for t in targets:
             d = json.load(open(f"{out}/{t}-{rate}-r{r}.json"))
@@ -185,21 +208,22 @@ for r in range(1, rounds + 1):
             rps = d["summary"]["requestsPerSec"]
             opens = open(f"{out}/{t}-{rate}-r{r}.opens").read().strip()
             cpu = cpu_per_request(f"{out}/{t}-{rate}-r{r}.cpu", ok + bad)
-            rows.setdefault((rate, t), []).append((rps, p["p50"] * 1000, p["p99"] * 1000, bad, cpu))
-            print(f"| {label(rate)} | {t} | {rps:,.0f} | {p['p50']*1000:.2f} ms | {p['p99']*1000:.2f} ms | {ok:,} | {bad} | {cut} | {opens} | {us(cpu)} |")
+            wait, slices = sched_per_request(f"{out}/{t}-{rate}-r{r}.sched", ok + bad)
+            rows.setdefault((rate, t), []).append((rps, p["p50"] * 1000, p["p99"] * 1000, bad, cpu, wait, slices))
+            print(f"| {label(rate)} | {t} | {rps:,.0f} | {p['p50']*1000:.2f} ms | {p['p99']*1000:.2f} ms | {ok:,} | {bad} | {cut} | {opens} | {us(cpu)} | {waits(wait, slices)} |")
     m = {t: rows[("max", t)][-1][0] for t in targets}
     print(f"\nUnthrottled: proxy/nginx = {m['proxy']/m['nginx']:.2f}, proxy/direct = "
           f"{m['proxy']/m['direct']:.2f}, nginx/direct = {m['nginx']/m['direct']:.2f}\n")
 if rounds > 1:
     print(f"Medians over {rounds} rounds:\n")
-    print("| offered | target | achieved req/s | p50 | p99 | errors (all rounds) | proxy CPU per request |")
-    print("|---|---|---|---|---|---|---|")
+    print("| offered | target | achieved req/s | p50 | p99 | errors (all rounds) | proxy CPU per request | proxy run-queue wait, times on a CPU, per request |")
+    print("|---|---|---|---|---|---|---|---|")
     for rate in rates:
         for t in targets:
             v = rows[(rate, t)]
             med = lambda i: statistics.median(x[i] for x in v)
-            cpu = None if t == "direct" else med(4)
-            print(f"| {label(rate)} | {t} | {med(0):,.0f} | {med(1):.2f} ms | {med(2):.2f} ms | {sum(x[3] for x in v)} | {us(cpu)} |")
+            cpu, wait, slices = (None, None, None) if t == "direct" else (med(4), med(5), med(6))
+            print(f"| {label(rate)} | {t} | {med(0):,.0f} | {med(1):.2f} ms | {med(2):.2f} ms | {sum(x[3] for x in v)} | {us(cpu)} | {waits(wait, slices)} |")
     ratios = [rows[("max", "proxy")][i][0] / rows[("max", "nginx")][i][0] for i in range(rounds)]
     direct = [rows[("max", "proxy")][i][0] / rows[("max", "direct")][i][0] for i in range(rounds)]
     print(f"\nUnthrottled proxy/nginx by round: {', '.join(f'{x:.2f}' for x in ratios)} "
@@ -207,6 +231,10 @@ if rounds > 1:
     print("\nProxy CPU per request, proxy/nginx by round (below 1: ours spends less):\n")
     for rate in rates:
         c = [rows[(rate, "proxy")][i][4] / rows[(rate, "nginx")][i][4] for i in range(rounds)]
+        print(f"- {label(rate)}: {', '.join(f'{x:.2f}' for x in c)} (median {statistics.median(c):.2f})")
+    print("\nProxy run-queue wait per request, proxy/nginx by round (below 1: ours waited less for a CPU):\n")
+    for rate in rates:
+        c = [rows[(rate, "proxy")][i][5] / max(rows[(rate, "nginx")][i][5], 1e-9) for i in range(rounds)]
         print(f"- {label(rate)}: {', '.join(f'{x:.2f}' for x in c)} (median {statistics.median(c):.2f})")
     print("\np99, proxy/nginx by round (below 1: ours is lower):\n")
     for rate in rates:

@@ -76,6 +76,9 @@ declare -A target_pids=([proxy]=$proxy_pid)
 
 # Optionally a second build of our proxy (PROXY_BASELINE=path/to/binary), measured as a fourth
 # target "baseline" in the same rounds: a before/after comparison of two builds on one machine.
+# Given a copy of the same build, it is an A/A control: how far two identical proxies' figures
+# differ on this machine, the least difference between two builds (or ours and nginx) that a run
+# can tell apart from noise.
 targets=(direct nginx proxy)
 if [ -n "${PROXY_BASELINE:-}" ]; then
   start_proxy "$PROXY_BASELINE" 18084 baseline

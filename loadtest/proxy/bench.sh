@@ -227,28 +227,26 @@ if rounds > 1:
             med = lambda i: statistics.median(x[i] for x in v)
             cpu, wait, slices = (None, None, None) if t == "direct" else (med(4), med(5), med(6))
             print(f"| {label(rate)} | {t} | {med(0):,.0f} | {med(1):.2f} ms | {med(2):.2f} ms | {sum(x[3] for x in v)} | {us(cpu)} | {waits(wait, slices)} |")
-    ratios = [rows[("max", "proxy")][i][0] / rows[("max", "nginx")][i][0] for i in range(rounds)]
-    direct = [rows[("max", "proxy")][i][0] / rows[("max", "direct")][i][0] for i in range(rounds)]
-    print(f"\nUnthrottled proxy/nginx by round: {', '.join(f'{x:.2f}' for x in ratios)} "
-          f"(median {statistics.median(ratios):.2f}); proxy/direct median {statistics.median(direct):.2f}")
+    def by_round(rate, field, a="proxy", b="nginx"):
+        """Per round, `a`'s figure `field` (an index into a row) over `b`'s."""
+        return [rows[(rate, a)][i][field] / max(rows[(rate, b)][i][field], 1e-9) for i in range(rounds)]
+    def listed(xs):
+        return f"{', '.join(f'{x:.2f}' for x in xs)} (median {statistics.median(xs):.2f}"
+    ratios, direct = by_round("max", 0), by_round("max", 0, b="direct")
+    print(f"\nUnthrottled proxy/nginx by round: {listed(ratios)}); proxy/direct median {statistics.median(direct):.2f}")
     print("\nProxy CPU per request, proxy/nginx by round (below 1: ours spends less):\n")
     for rate in rates:
-        c = [rows[(rate, "proxy")][i][4] / rows[(rate, "nginx")][i][4] for i in range(rounds)]
-        print(f"- {label(rate)}: {', '.join(f'{x:.2f}' for x in c)} (median {statistics.median(c):.2f})")
+        print(f"- {label(rate)}: {listed(by_round(rate, 4))})")
     print("\nProxy run-queue wait per request, proxy/nginx by round (below 1: ours waited less for a CPU):\n")
     for rate in rates:
-        c = [rows[(rate, "proxy")][i][5] / max(rows[(rate, "nginx")][i][5], 1e-9) for i in range(rounds)]
-        print(f"- {label(rate)}: {', '.join(f'{x:.2f}' for x in c)} (median {statistics.median(c):.2f})")
+        print(f"- {label(rate)}: {listed(by_round(rate, 5))})")
     print("\np99, proxy/nginx by round (below 1: ours is lower):\n")
     for rate in rates:
-        p99 = [rows[(rate, "proxy")][i][2] / rows[(rate, "nginx")][i][2] for i in range(rounds)]
-        print(f"- {label(rate)}: {', '.join(f'{x:.2f}' for x in p99)} (median "
-              f"{statistics.median(p99):.2f}; ours lower or equal in {sum(x <= 1 for x in p99)} of {rounds})")
+        p99 = by_round(rate, 2)
+        print(f"- {label(rate)}: {listed(p99)}; ours lower or equal in {sum(x <= 1 for x in p99)} of {rounds})")
     if "baseline" in targets:
         print("\nThis build against the baseline build, by round (throughput: above 1 is faster; p99: below 1 is lower):\n")
         for rate in rates:
-            i = 0 if rate == "max" else 2
-            r = [rows[(rate, "proxy")][k][i] / rows[(rate, "baseline")][k][i] for k in range(rounds)]
             what = "req/s" if rate == "max" else "p99"
-            print(f"- {label(rate)}, {what}: {', '.join(f'{x:.2f}' for x in r)} (median {statistics.median(r):.2f})")
+            print(f"- {label(rate)}, {what}: {listed(by_round(rate, 0 if rate == 'max' else 2, b='baseline'))})")
 PY
